@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI) and chat-bot adapters over the ``qa`` library."""

@@ -1,0 +1,34 @@
+"""Request shapes of the HTTP API (responses reuse ``qa.models``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"question": "k8s 和 Docker 是什么关系？", "top_k": 3}]})
+
+    question: str = Field(min_length=1, max_length=2000, description="The question (Chinese or English).")
+    top_k: int = Field(5, ge=1, le=50, description="How many passages to cite.")
+    collection: str | None = Field(None, max_length=200, description="Only search this collection (default: all).")
+    method: Literal["hybrid", "dense", "lexical"] = "hybrid"
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("question is empty or only whitespace")
+        return v.strip()
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    ready: bool
+    generation: str | None = None
+    model: str | None = None
+    reason: str | None = None

@@ -1,0 +1,181 @@
+"""The Python API: open an index once, ask many questions, from many threads.
+
+    from qa import Assistant
+    bot = Assistant.open("index/")
+    answer = bot.ask("k8s 和 Docker 是什么关系？")
+    print(answer.answer, answer.citations[0].path)
+
+The assistant follows the index: when ``qa ingest`` publishes a new generation,
+the next question is answered from it (in-flight questions finish on the old one).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from qa.answer import NOT_COVERED, compose, confidence
+from qa.config import Settings, get_settings
+from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
+from qa.models import Answer, Citation, IndexInfo, Scores, Timings
+from qa.retrieval import Hit, make_query, search
+from qa.store import IndexMismatch, IndexReader
+
+RELOAD_CHECK_SECONDS = 0.5
+
+
+class QuestionError(ValueError):
+    """The question cannot be answered as given (empty, too long)."""
+
+
+def _same_model(a: str, b: str) -> bool:
+    canon = lambda m: "multilingual-e5-small" if m in DEFAULT_ALIASES else m  # noqa: E731
+    return canon(a) == canon(b)
+
+
+class Assistant:
+    def __init__(self, index_dir: Path, settings: Settings, model: str | None = None):
+        self.index_dir = Path(index_dir)
+        self.settings = settings
+        self._explicit_model = model
+        self._lock = threading.Lock()
+        self._last_check = 0.0
+        self._reader = self._open_reader()
+        self.embedder: Embedder = get_embedder(self._reader.model, settings)
+
+    @classmethod
+    def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None, model: str | None = None) -> "Assistant":
+        settings = settings or get_settings()
+        if model is None and "model" in settings.model_fields_set:
+            model = settings.model
+        return cls(Path(index_dir or settings.index_dir), settings, model)
+
+    def _open_reader(self) -> IndexReader:
+        reader = IndexReader(self.index_dir)
+        if self._explicit_model and not _same_model(self._explicit_model, reader.model):
+            raise IndexMismatch(
+                f"the index in {self.index_dir}/ was built with model {reader.model!r}, not "
+                f"{self._explicit_model!r}; rebuild it with `qa ingest --rebuild --model {self._explicit_model}` "
+                "or ask without --model/QA_MODEL"
+            )
+        return reader
+
+    @property
+    def reader(self) -> IndexReader:
+        """The current generation; swapped atomically when a newer one is published."""
+        now = time.monotonic()
+        if now - self._last_check >= RELOAD_CHECK_SECONDS:
+            self._last_check = now
+            if self._reader.is_stale():
+                with self._lock:
+                    if self._reader.is_stale():
+                        fresh = self._open_reader()
+                        if not _same_model(fresh.model, self.embedder.name):
+                            self.embedder = get_embedder(fresh.model, self.settings)
+                        self._reader = fresh
+        return self._reader
+
+    def validate(self, question: str) -> str:
+        q = (question or "").strip()
+        if not q:
+            raise QuestionError("question is empty: ask something, e.g. 'k8s 和 Docker 是什么关系？'")
+        if len(q) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"question is {len(q)} characters long; the limit is {self.settings.max_question_chars}"
+            )
+        return q
+
+    def retrieve(self, question: str, top_k: int | None = None, method: str = "hybrid", collection: str | None = None) -> tuple[list[Hit], Timings]:
+        reader = self.reader
+        t0 = time.perf_counter()
+        qvec = self.embedder.encode_query(question) if method != "lexical" else None
+        t1 = time.perf_counter()
+        query = make_query(reader, question)
+        hits = search(
+            reader, qvec, query, k=top_k or self.settings.top_k, method=method,
+            candidates=self.settings.candidates, rrf_k=self.settings.rrf_k, collection=collection,
+        )
+        for h in hits:
+            h.confidence = confidence(h)
+        t2 = time.perf_counter()
+        return hits, Timings(embed_ms=(t1 - t0) * 1000, search_ms=(t2 - t1) * 1000)
+
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        method: str = "hybrid",
+        collection: str | None = None,
+        answer_chars: int | None = None,
+    ) -> Answer:
+        t0 = time.perf_counter()
+        question = self.validate(question)
+        reader = self.reader
+        top_k = top_k or self.settings.top_k
+        hits, timings = self.retrieve(question, top_k, method, collection)
+        tc = time.perf_counter()
+        best = max((h.confidence for h in hits[:3]), default=0.0)
+        abstained = best < self.settings.min_confidence
+        citations: list[Citation] = []
+        text = NOT_COVERED
+        if not abstained:
+            # only passages that are plausibly relevant may feed the answer
+            usable = [h for h in hits if h.confidence >= self.settings.min_confidence / 2]
+            query = make_query(reader, question)
+            text, highlights = compose(query, usable, budget=answer_chars or self.settings.answer_chars)
+            for i, h in enumerate(hits):
+                citations.append(self._citation(i + 1, h, highlights.get(i, [])))
+        timings.compose_ms = (time.perf_counter() - tc) * 1000
+        return Answer(
+            question=question,
+            answer=text,
+            abstained=abstained,
+            confidence=round(best, 4),
+            citations=citations,
+            took_ms=round((time.perf_counter() - t0) * 1000, 2),
+            timings=timings,
+            index=IndexInfo(generation=reader.generation, model=reader.model),
+        )
+
+    def _citation(self, n: int, h: Hit, highlights: list[list[int]]) -> Citation:
+        c = h.chunk
+        url = c.doc_meta.get("url") or c.doc_meta.get("permalink")
+        if self.settings.base_url and not (url and url.startswith(("http://", "https://"))):
+            base = self.settings.base_url.rstrip("/")
+            url = f"{base}/{(url or c.doc_path).lstrip('/')}"
+        return Citation(
+            n=n,
+            title=c.title,
+            path=c.source,
+            url=url,
+            heading=c.heading,
+            text=c.text,
+            start=c.start,
+            end=c.end,
+            line_start=c.line_start,
+            line_end=c.line_end,
+            collection=c.collection,
+            low_confidence=h.confidence < self.settings.min_confidence,
+            highlights=highlights,
+            scores=Scores(
+                fused=round(h.fused, 6),
+                dense=None if h.dense is None else round(h.dense, 4),
+                lexical=None if h.lexical is None else round(h.lexical, 4),
+                confidence=round(h.confidence, 4),
+            ),
+        )
+
+    def stats(self) -> dict:
+        r = self.reader
+        return {
+            "generation": r.generation,
+            "model": r.model,
+            "model_identity": r.model_identity,
+            "documents": r.n_docs,
+            "chunks": r.n_chunks,
+            "index_bytes": r.size_bytes(),
+            "chunker": r.meta.get("chunker"),
+            "updated_at": float(r.meta.get("updated_at", 0) or 0),
+            "last_ingest": r.last_run(),
+        }

@@ -1,0 +1,174 @@
+"""The ``qa`` command: ingest articles, ask questions, serve HTTP, inspect the index."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Question answering with cited sources over Chinese Markdown articles (offline).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", "-i", help="Index folder [env QA_INDEX_DIR, default index/].")]
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Embedding model: multilingual-e5-small (offline default) or any sentence-transformers name/folder [env QA_MODEL]."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings(index: Path | None = None, model: str | None = None, **extra):
+    from qa.config import Settings
+
+    overrides = {k: v for k, v in {"index_dir": index, "model": model, **extra}.items() if v is not None}
+    return Settings(**overrides)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Optional[Path], typer.Argument(help="Folder (or file) of articles [default: corpus/].")] = None,
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Name of this corpus inside the index.")] = "default",
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-chunk and re-embed everything.")] = False,
+    chunk_size: Annotated[Optional[int], typer.Option(help="Target passage length in characters (default 350).")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for another running ingest.")] = 0,
+    follow_symlinks: Annotated[bool, typer.Option(help="Follow symlinks inside the corpus.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Read articles, split them into passages, embed them and publish a new index generation.
+
+    Re-running only re-embeds new and changed files; the served index is replaced atomically.
+    """
+    from qa.ingest import IngestLocked, ingest as run_ingest
+
+    settings = _settings(index, model, chunk_size=chunk_size)
+    root = path or settings.corpus_dir
+    try:
+        report = run_ingest(
+            root, settings, collection=collection, rebuild=rebuild, progress=not json_out and sys.stderr.isatty(),
+            wait=wait, follow_symlinks=follow_symlinks,
+        )
+    except IngestLocked as exc:
+        _fail(str(exc), 3)
+    except (FileNotFoundError, OSError) as exc:
+        _fail(str(exc))
+    if json_out:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if report.rebuild_reason:
+        console.print(f"[yellow]full rebuild:[/] {report.rebuild_reason}")
+    console.print(
+        f"[bold]{report.root}[/] → {settings.index_dir}/ ({report.generation or 'nothing published'})\n"
+        f"  files: {report.files_seen} seen, {len(report.added)} added, {len(report.changed)} changed, "
+        f"{len(report.removed)} removed, {report.unchanged} unchanged, {len(report.skipped)} skipped\n"
+        f"  passages: {report.chunks_total} in index, {report.chunks_embedded} embedded, "
+        f"{report.chunks_reused} reused"
+        + (f" ({report.chunks_per_second:.1f}/s)" if report.chunks_embedded else "")
+        + f"\n  time: {report.seconds:.2f}s"
+    )
+    for s in report.skipped:
+        console.print(f"  [yellow]skipped[/] {s['path']}: {s['reason']}")
+    for w in report.warnings:
+        console.print(f"  [yellow]warning[/] {w['path']}: {w['warning']}")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, e.g. 'k8s 和 Docker 是什么关系？'")],
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to cite.")] = 5,
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
+    method: Annotated[str, typer.Option(help="hybrid | dense | lexical")] = "hybrid",
+    json_out: JsonOpt = False,
+) -> None:
+    """Answer a question from the indexed articles, with numbered sources."""
+    from qa.assistant import Assistant, QuestionError
+    from qa.store import IndexMismatch, IndexNotFound
+
+    settings = _settings(index, model)
+    try:
+        bot = Assistant.open(settings=settings)
+        ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
+    except (IndexNotFound, IndexMismatch, QuestionError) as exc:
+        _fail(str(exc), 2)
+    if json_out:
+        print(ans.model_dump_json(indent=2))
+        return
+    from qa.render import render_terminal
+
+    render_terminal(ans, console)
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Bind address [default 127.0.0.1].")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [default 8000].")] = None,
+    index: IndexOpt = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (POST/GET /ask, /healthz, /docs) with uvicorn."""
+    import os
+
+    import uvicorn
+
+    settings = _settings(index)
+    if index is not None:
+        os.environ["QA_INDEX_DIR"] = str(index)
+    uvicorn.run(
+        "api.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+        workers=workers, log_level="info",
+    )
+
+
+@app.command()
+def stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
+    """Show what the index holds: documents, passages, model, size."""
+    from qa.store import IndexNotFound, IndexReader
+
+    settings = _settings(index)
+    try:
+        r = IndexReader(settings.index_dir)
+    except IndexNotFound as exc:
+        _fail(str(exc), 2)
+    info = {
+        "index": str(settings.index_dir),
+        "generation": r.generation,
+        "model": r.model,
+        "model_identity": r.model_identity,
+        "documents": r.n_docs,
+        "chunks": r.n_chunks,
+        "index_bytes": r.size_bytes(),
+        "chunker": r.meta.get("chunker"),
+        "last_ingest": r.last_run(),
+    }
+    if json_out:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    for k, v in info.items():
+        if k != "last_ingest":
+            console.print(f"[bold]{k:>15}[/]: {v}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

