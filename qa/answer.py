@@ -40,10 +40,15 @@ class Sentence:
     score: float = 0.0
 
 
+# A line break ends a sentence only before a blank line, a list item, a table row or
+# a heading; hard-wrapped prose (common in Chinese posts) continues across lines.
+BREAK_RE = re.compile(r"\n(?=\s*\n|\s*(?:[-*+]|\d+[.)])\s|\s*\||\s*#)|\n+$")
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     spans = []
     s = 0
-    for m in re.finditer(rf"{SENT_END_RE.pattern}|\n+", text):
+    for m in re.finditer(rf"{SENT_END_RE.pattern}|{BREAK_RE.pattern}", text):
         if m.end() > s:
             spans.append((s, m.end()))
             s = m.end()
@@ -60,24 +65,45 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def display(sentence: str) -> str:
+    """A sentence as shown in the answer: hard line wraps joined (no space next to CJK)."""
+    lines = [ln.strip() for ln in sentence.split("\n")]
+    out = lines[0]
+    for ln in lines[1:]:
+        if not ln:
+            continue
+        out += ln if (out and not out[-1].isascii()) or not ln[0].isascii() else " " + ln
+    return out
+
+
 def score_sentence(query: Query, text: str) -> float:
-    toks = set(lexical.tokens(text))
-    if not toks:
-        return 0.0
-    hit = sum(w for t, w in query.idf.items() if t in toks)
+    hit = lexical.matched_weight(query.terms, lexical.fold(text))
     # mild length normalisation: long sentences should not win only by being long
     return hit / (1.0 + 0.15 * math.log1p(len(text)))
 
 
-def compose(query: Query, hits: list[Hit], budget: int = 300, max_passages: int = 3) -> tuple[str, dict[int, list[list[int]]]]:
-    """Return the answer text and, per hit index, the quoted [start, end) ranges."""
+def compose(
+    query: Query,
+    hits: list[Hit],
+    budget: int = 300,
+    max_passages: int = 3,
+    usable: list[bool] | None = None,
+) -> tuple[str, dict[int, list[list[int]]]]:
+    """Return the answer text and, per hit index, the quoted [start, end) ranges.
+
+    ``usable[i]`` False keeps hit i out of the answer (but its number stays i+1,
+    so markers always match the citation list)."""
     if not hits:
         return "", {}
     cands: list[Sentence] = []
     for hi, h in enumerate(hits[:max_passages]):
+        if usable is not None and not usable[hi]:
+            continue
         rank_weight = 1.0 / (1 + 0.35 * hi)
         for a, b in split_sentences(h.chunk.text):
             t = h.chunk.text[a:b]
+            if t.lstrip().startswith(("```", "~~~", "|")):
+                continue  # code and tables are shown in the citation, not flattened into prose
             cands.append(Sentence(hi, a, b, t, score_sentence(query, t) * rank_weight))
     if not cands:
         return "", {}
@@ -100,7 +126,7 @@ def compose(query: Query, hits: list[Hit], budget: int = 300, max_passages: int 
     parts: list[str] = []
     highlights: dict[int, list[list[int]]] = {}
     for i, c in enumerate(chosen):
-        parts.append(c.text)
+        parts.append(display(c.text))
         highlights.setdefault(c.hit_index, []).append([c.start, c.end])
         nxt = chosen[i + 1] if i + 1 < len(chosen) else None
         if nxt is None or nxt.hit_index != c.hit_index:

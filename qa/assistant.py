@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from qa import lexical
 from qa.answer import NOT_COVERED, compose, confidence
 from qa.config import Settings, get_settings
 from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
@@ -43,6 +44,7 @@ class Assistant:
         self._last_check = 0.0
         self._reader = self._open_reader()
         self.embedder: Embedder = get_embedder(self._reader.model, settings)
+        lexical.warm()
 
     @classmethod
     def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None, model: str | None = None) -> "Assistant":
@@ -91,7 +93,7 @@ class Assistant:
         t0 = time.perf_counter()
         qvec = self.embedder.encode_query(question) if method != "lexical" else None
         t1 = time.perf_counter()
-        query = make_query(reader, question)
+        query = make_query(question)
         hits = search(
             reader, qvec, query, k=top_k or self.settings.top_k, method=method,
             candidates=self.settings.candidates, rrf_k=self.settings.rrf_k, collection=collection,
@@ -121,9 +123,10 @@ class Assistant:
         text = NOT_COVERED
         if not abstained:
             # only passages that are plausibly relevant may feed the answer
-            usable = [h for h in hits if h.confidence >= self.settings.min_confidence / 2]
-            query = make_query(reader, question)
-            text, highlights = compose(query, usable, budget=answer_chars or self.settings.answer_chars)
+            usable = [h.confidence >= self.settings.min_confidence / 2 for h in hits]
+            text, highlights = compose(
+                make_query(question), hits, budget=answer_chars or self.settings.answer_chars, usable=usable
+            )
             for i, h in enumerate(hits):
                 citations.append(self._citation(i + 1, h, highlights.get(i, [])))
         timings.compose_ms = (time.perf_counter() - tc) * 1000

@@ -50,7 +50,11 @@ class Embedder:
 
     def __init__(self, name: str, settings: Settings):
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
 
         threads = settings.threads or os.cpu_count() or 1
         if torch.get_num_threads() != threads:
@@ -77,7 +81,8 @@ class Embedder:
         self.passage_prompt = next(
             (k for k in ("passage", "document", "search_document") if k in prompts), None
         )
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self.batch_size = settings.batch_size
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()

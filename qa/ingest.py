@@ -140,6 +140,8 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
             report.rebuild_reason = (
                 f"model changed ({prev_meta.get('model')} -> {_canonical_model(model_name)}): re-embedding everything"
             )
+        elif prev_meta.get("lexical") != lexical.VERSION:
+            report.rebuild_reason = f"lexical tokenizer changed ({prev_meta.get('lexical')} -> {lexical.VERSION})"
         elif prev_meta.get("chunker") != cfg.fingerprint():
             report.rebuild_reason = (
                 f"chunker settings changed ({prev_meta.get('chunker')} -> {cfg.fingerprint()}): re-chunking everything"
@@ -275,7 +277,7 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
             "model_identity": identity,
             "dim": str(embedder.dim),
             "chunker": cfg.fingerprint(),
-            "lexical": "bigram-v1",
+            "lexical": lexical.VERSION,
             "updated_at": str(now),
         }
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))

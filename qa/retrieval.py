@@ -8,7 +8,6 @@ why it is the default.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,25 +32,16 @@ class Hit:
 @dataclass
 class Query:
     text: str
-    tokens: tuple[str, ...]
-    idf: dict[str, float]
+    tokens: tuple[str, ...]  # bigrams + identifiers, for BM25
+    terms: tuple[tuple[str, float], ...]  # content words with IDF, for coverage and sentences
 
 
-def make_query(reader: IndexReader, text: str) -> Query:
-    toks = lexical.query_tokens(text)
-    dfs = reader.doc_freqs(toks)
-    n = max(reader.n_chunks, 1)
-    idf = {t: math.log(1 + (n - dfs.get(t, 0) + 0.5) / (dfs.get(t, 0) + 0.5)) for t in toks}
-    return Query(text, toks, idf)
+def make_query(text: str) -> Query:
+    return Query(text, lexical.query_tokens(text), lexical.question_terms(text))
 
 
 def coverage(query: Query, text: str) -> float:
-    """Share of the question's IDF mass whose tokens occur in ``text``."""
-    total = sum(query.idf.values())
-    if not total:
-        return 0.0
-    present = set(lexical.tokens(text))
-    return sum(w for t, w in query.idf.items() if t in present) / total
+    return lexical.term_coverage(query.terms, lexical.fold(text))
 
 
 def search(

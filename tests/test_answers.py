@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from qa.answer import display
+
 
 def test_seed_question_cites_the_docker_article_with_heading_and_lines(assistant):
     ans = assistant.ask("k8s 和 Docker 是什么关系")
@@ -42,7 +44,7 @@ def test_citation_markers_match_citations(assistant):
             assert n in by_n
             # every highlighted range of a cited passage is text from that passage shown in the answer
             for a, b in by_n[n].highlights:
-                assert by_n[n].text[a:b] in ans.answer
+                assert display(by_n[n].text[a:b]) in ans.answer
         assert len(ans.answer) <= assistant.settings.answer_chars + 20
 
 
