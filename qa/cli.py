@@ -49,6 +49,7 @@ def ingest(
     chunk_size: Annotated[Optional[int], typer.Option(help="Target passage length in characters (default 350).")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another running ingest.")] = 0,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow symlinks inside the corpus.")] = False,
+    cache: Annotated[bool, typer.Option(help="Reuse vectors from the embedding cache in QA_CACHE_DIR.")] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Read articles, split them into passages, embed them and publish a new index generation.
@@ -62,7 +63,7 @@ def ingest(
     try:
         report = run_ingest(
             root, settings, collection=collection, rebuild=rebuild, progress=not json_out and sys.stderr.isatty(),
-            wait=wait, follow_symlinks=follow_symlinks,
+            wait=wait, follow_symlinks=follow_symlinks, use_cache=cache,
         )
     except IngestLocked as exc:
         _fail(str(exc), 3)
@@ -78,7 +79,7 @@ def ingest(
         f"  files: {report.files_seen} seen, {len(report.added)} added, {len(report.changed)} changed, "
         f"{len(report.removed)} removed, {report.unchanged} unchanged, {len(report.skipped)} skipped\n"
         f"  passages: {report.chunks_total} in index, {report.chunks_embedded} embedded, "
-        f"{report.chunks_reused} reused"
+        f"{report.chunks_reused} reused ({report.chunks_cached} from cache)"
         + (f" ({report.chunks_per_second:.1f}/s)" if report.chunks_embedded else "")
         + f"\n  time: {report.seconds:.2f}s"
     )
@@ -164,6 +165,32 @@ def stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
     for k, v in info.items():
         if k != "last_ingest":
             console.print(f"[bold]{k:>15}[/]: {v}")
+
+
+@app.command()
+def check(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
+    """Verify the served index: SQLite rows, lexical entries and FAISS ids are consistent."""
+    from qa.check import check_index
+    from qa.store import IndexNotFound
+
+    settings = _settings(index)
+    try:
+        result = check_index(settings.index_dir)
+    except IndexNotFound as exc:
+        _fail(str(exc), 2)
+    if json_out:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    elif result["ok"]:
+        c = result["counts"]
+        console.print(
+            f"[green]ok[/] {result['generation']}: {c['documents']} documents, {c['chunks']} passages, "
+            f"{c['lexical']} lexical entries, {c['vectors']} vectors"
+        )
+    else:
+        for p in result["problems"]:
+            err.print(f"[red]problem:[/] {p}")
+    if not result["ok"]:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover

@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 from qa import lexical
 from qa.chunks import ChunkerConfig, chunk_document
 from qa.config import Settings
+from qa.embedcache import open_cache
 from qa.documents import Document, Skipped, iter_files, load_document
 from qa.store import (
     DB_NAME,
@@ -29,6 +30,7 @@ from qa.store import (
     GenerationWriter,
     connect,
     current_generation,
+    fault_point,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class IngestReport:
     chunks_total: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
+    chunks_cached: int = 0  # of the reused ones, found in the persistent embedding cache
     rebuild_reason: str | None = None
     generation: str | None = None
     published: bool = False
@@ -93,6 +96,7 @@ def ingest(
     progress: bool = False,
     wait: float = 0,
     follow_symlinks: bool = False,
+    use_cache: bool = True,
 ) -> IngestReport:
     index_dir = Path(index_dir or settings.index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -105,12 +109,14 @@ def ingest(
             "(or pass --wait SECONDS)"
         ) from None
     try:
-        return _ingest_locked(root, settings, index_dir, collection, rebuild, progress, follow_symlinks)
+        return _ingest_locked(
+            root, settings, index_dir, collection, rebuild, progress, follow_symlinks, use_cache
+        )
     finally:
         lock.release()
 
 
-def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, follow_symlinks):
+def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, follow_symlinks, use_cache):
     t0 = time.perf_counter()
     root = Path(root)
     if not root.exists():
@@ -232,14 +238,26 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
                         to_embed[h] = et
             planned.append((doc, chunks, hashes))
 
-        # 3. embed only what is new
+        # 3. embed only what is new (and not in the persistent cache)
         te = time.perf_counter()
+        cache = open_cache(settings.cache_dir) if use_cache else None
+        if cache and to_embed:
+            cached = cache.get_many(list(to_embed))
+            reusable.update(cached)
+            report.chunks_cached = len(cached)
+            for k in cached:
+                del to_embed[k]
         if to_embed:
             keys = list(to_embed)
             vecs = _embed_with_progress(embedder, [to_embed[k] for k in keys], progress)
-            for k, v in zip(keys, vecs):
-                reusable[k] = v.astype(np.float32).tobytes()
+            fresh = {k: v.astype(np.float32).tobytes() for k, v in zip(keys, vecs)}
+            reusable.update(fresh)
+            if cache:
+                cache.put_many(fresh)
+        if cache:
+            cache.close()
         report.embed_seconds = time.perf_counter() - te
+        fault_point("after-embed")
         report.chunks_embedded = len(to_embed)
 
         # 4. write rows

@@ -73,6 +73,14 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+def fault_point(name: str) -> None:
+    """Crash-safety tests set QA_FAULT=<name> to SIGKILL the process at that step."""
+    if os.environ.get("QA_FAULT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class IndexNotFound(FileNotFoundError):
     """No built index where one was expected; the message says how to build it."""
 
@@ -156,13 +164,16 @@ class GenerationWriter:
         dim = int(conn.execute("SELECT value FROM meta WHERE key='dim'").fetchone()[0])
         index = build_index(mat.reshape(-1, dim), ids)
         conn.close()
+        fault_point("before-faiss")
         faiss.write_index(index, str(self.tmp / FAISS_NAME))
         for f in self.tmp.iterdir():
             with open(f, "rb+") as fh:
                 os.fsync(fh.fileno())
         _fsync_dir(self.tmp)
+        fault_point("before-rename")
         final = self.index_dir / self.name
         os.rename(self.tmp, final)
+        fault_point("before-current")
         pointer = self.index_dir / f".{CURRENT}.tmp-{os.getpid()}"
         pointer.write_text(self.name + "\n")
         with open(pointer, "rb+") as fh:

@@ -1,0 +1,44 @@
+"""A persistent cache of passage vectors keyed by hash(model identity + embedded text).
+
+Like simonw/llm's collections: content that was embedded once is never embedded
+again, whichever index, collection or rebuild asks for it.  It is only a cache:
+losing it costs time, never correctness, so writes need no coordination beyond
+SQLite's own locking (WAL).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+class EmbeddingCache:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.conn = sqlite3.connect(path, timeout=30)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS vectors (hash TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+
+    def get_many(self, hashes: list[str]) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i : i + 500]
+            marks = ",".join("?" * len(part))
+            out.update(self.conn.execute(f"SELECT hash, vec FROM vectors WHERE hash IN ({marks})", part).fetchall())
+        return out
+
+    def put_many(self, items: dict[str, bytes]) -> None:
+        with self.conn:
+            self.conn.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?)", list(items.items()))
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def open_cache(cache_dir: Path) -> EmbeddingCache | None:
+    try:
+        return EmbeddingCache(Path(cache_dir) / "embeddings.sqlite")
+    except sqlite3.Error:
+        return None  # unwritable cache folder: embed without a cache
