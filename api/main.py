@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from api import errors
 from api.deps import AssistantHolder
 from api.routes import ask, health
+from api.routes import web
 from qa import __version__
 from qa.config import Settings
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(ask.router)
     app.include_router(health.router)
+    app.include_router(web.router)
 
     @app.on_event("startup")
     async def _warm() -> None:

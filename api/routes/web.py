@@ -1,0 +1,177 @@
+"""The browser chat page at ``/``, its static files, and ``GET /ask/stream`` (progress as server-sent events).
+
+Why this shape:
+
+* plain files under ``api/static/`` (HTML, CSS, ES modules) served by the app itself: no build
+  step, no framework and no CDN, because the machines that run this are offline;
+* every page response carries a strict Content-Security-Policy (``default-src 'self'``, no inline
+  script or style) and ``X-Content-Type-Options: nosniff``: article text is untrusted input, and the
+  page renders it only as text, so a policy that forbids inline code is a second, independent fence;
+* ``/ask/stream`` speaks SSE over a normal GET so the page can read it with ``fetch`` (which,
+  unlike ``EventSource``, can send ``Authorization: Bearer``) and show "searching… / composing…"
+  while a slow answer is being made. Errors known before the first byte (bad question, no index,
+  missing API key) are ordinary JSON errors with their HTTP status, so the page handles them like
+  ``/ask``'s.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, StreamingResponse
+
+from api.deps import HolderDep, SettingsDep
+from api.errors import APIError, ErrorResponse
+from qa.assistant import Assistant, QuestionError
+from qa.config import Settings
+
+log = logging.getLogger("api")
+router = APIRouter(tags=["web"])
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    # the files change with the code; let browsers revalidate instead of serving a stale page
+    "Cache-Control": "no-cache",
+}
+
+
+def _static_files() -> dict[str, Path]:
+    """An allow-list of servable names, fixed at start-up: no path from a URL ever reaches the disk."""
+    if not STATIC_DIR.is_dir():
+        return {}
+    return {p.name: p for p in STATIC_DIR.iterdir() if p.is_file() and p.suffix in MEDIA_TYPES}
+
+
+FILES = _static_files()
+
+
+def _file(name: str) -> FileResponse:
+    path = FILES.get(name)
+    if path is None:
+        raise APIError(404, "not_found", f"no static file {name!r}")
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=SECURITY_HEADERS)
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    """The chat page."""
+    return _file("index.html")
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def static(name: str) -> FileResponse:
+    """The page's CSS, JavaScript modules and icon."""
+    return _file(name)
+
+
+def _api_keys(settings: Settings) -> list[str]:
+    """Keys from ``settings.api_keys`` when the API's auth adds that field, else ``QA_API_KEYS``."""
+    raw = getattr(settings, "api_keys", None)
+    if raw is None:
+        raw = os.environ.get("QA_API_KEYS", "")
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    keys = [k.get_secret_value() if hasattr(k, "get_secret_value") else str(k) for k in raw or []]
+    return [k.strip() for k in keys if k and k.strip()]
+
+
+def require_key(request: Request, settings: Settings) -> None:
+    """The stream must never be a way around ``/ask``'s API keys, whatever protects ``/ask`` itself."""
+    keys = _api_keys(settings)
+    if not keys:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token and any(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
+        return
+    raise APIError(401, "unauthorized", "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                   headers={"WWW-Authenticate": "Bearer"})
+
+
+def _sse(event: str, data: dict) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def _events(bot: Assistant, question: str, top_k: int, method: str, collection: str | None) -> AsyncIterator[bytes]:
+    """progress(searching) → progress(composing, passages) → answer, or a final ``error`` event.
+
+    The retrieval is run once on its own so the page can say how many passages were found while
+    the answer is composed; ``ask`` repeats it (milliseconds once the model is warm) to keep the
+    answer identical to ``/ask``'s.
+    """
+    try:
+        yield _sse("progress", {"stage": "searching"})
+        hits, _ = await run_in_threadpool(bot.retrieve, question, top_k, method, collection)
+        yield _sse("progress", {"stage": "composing", "passages": len(hits)})
+        answer = await run_in_threadpool(bot.ask, question, top_k, method, collection)
+        yield _sse("answer", answer.model_dump(mode="json"))
+    except QuestionError as exc:
+        yield _sse("error", {"error": {"code": "invalid_question", "message": str(exc)}})
+    except Exception:  # the status line is already sent: report in-band, never a stack trace
+        log.exception("unhandled error while streaming an answer")
+        yield _sse("error", {"error": {"code": "internal_error", "message": "internal error; the server log has the details"}})
+
+
+@router.get(
+    "/ask/stream",
+    tags=["ask"],
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "progress events, then one answer (or error) event"},
+        401: {"model": ErrorResponse, "description": "API key missing or wrong"},
+        422: {"model": ErrorResponse, "description": "invalid question or parameters"},
+        503: {"model": ErrorResponse, "description": "no index built yet"},
+    },
+)
+async def ask_stream(
+    request: Request,
+    holder: HolderDep,
+    settings: SettingsDep,
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="The question.")],
+    top_k: Annotated[int, Query(ge=1, le=50)] = 5,
+    collection: Annotated[str | None, Query(max_length=200)] = None,
+    method: Literal["hybrid", "dense", "lexical"] = "hybrid",
+) -> StreamingResponse:
+    """Like ``GET /ask``, as server-sent events: ``progress`` (searching, composing) then ``answer`` (the Answer JSON)."""
+    require_key(request, settings)
+    bot = holder.get()  # 503 as JSON before any event when there is no index
+    question = q.strip()
+    if len(question) > settings.max_question_chars:
+        raise APIError(422, "question_too_long",
+                       f"question is {len(question)} characters long; the limit is {settings.max_question_chars}")
+    try:
+        question = bot.validate(question)
+    except QuestionError as exc:
+        raise APIError(422, "invalid_question", str(exc)) from None
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"}
+    return StreamingResponse(_events(bot, question, top_k, method, collection), media_type="text/event-stream", headers=headers)

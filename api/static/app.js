@@ -1,0 +1,209 @@
+// The chat page's behaviour: ask (streamed), show answers, open cited passages, the sources
+// dialog and the API-key prompt. Plain ES modules, no framework, no build step.
+
+import { applyStatic, t } from "./i18n.js";
+import { ApiError, askStream, clearKey, getKey, getStats, setKey } from "./api.js";
+import { el, fillPassage, fillSources, renderAnswer, renderError, renderPending, renderQuestion, setStatus } from "./render.js";
+
+const $ = (id) => document.getElementById(id);
+const form = $("ask-form");
+const box = $("question");
+const sendButton = $("send");
+const turns = $("turns");
+const passage = $("passage");
+const keyDialog = $("key-dialog");
+const sourcesDialog = $("sources-dialog");
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+
+const answers = new WeakMap(); // answer <li> → Answer JSON, for the markers inside it
+const retries = new WeakMap(); // error <li> → function that asks again
+let busy = false;
+let opener = null; // the marker that opened the passage panel, to return focus to
+let afterKey = null; // what to do once a key has been entered
+
+applyStatic();
+$("open-key").hidden = !getKey();
+loadSummary();
+
+// Enter sends, Shift+Enter is a new line; Enter that confirms an IME composition (pinyin) does not send.
+box.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+    e.preventDefault();
+    form.requestSubmit();
+  }
+});
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const question = box.value.trim();
+  if (!question || busy) return;
+  box.value = "";
+  ask(question);
+});
+
+function scrollIntoView(node) {
+  node.scrollIntoView({ block: "nearest", behavior: reducedMotion ? "auto" : "smooth" });
+}
+
+/** Ask one question: a pending card with progress, replaced by the answer or by an error card. */
+async function ask(question, { repeat = false } = {}) {
+  busy = true;
+  sendButton.disabled = true;
+  $("welcome").hidden = true;
+  if (!repeat) turns.append(renderQuestion(question));
+  const pending = renderPending(t("searching"));
+  turns.append(pending);
+  scrollIntoView(pending);
+  try {
+    const answer = await askStream(question, {
+      onProgress: (p) => setStatus(pending, p.stage === "composing" ? t("composing", { n: p.passages ?? 0 }) : t("searching")),
+    });
+    const li = renderAnswer(answer);
+    answers.set(li, answer);
+    pending.replaceWith(li);
+    scrollIntoView(li);
+  } catch (err) {
+    const li = errorCard(err);
+    retries.set(li, () => { li.remove(); ask(question, { repeat: true }); });
+    pending.replaceWith(li);
+    scrollIntoView(li);
+    if (err.kind === "unauthorized") promptForKey(err, retries.get(li));
+  } finally {
+    busy = false;
+    sendButton.disabled = false;
+  }
+}
+
+/** What went wrong, in the user's words, with the buttons that can fix it. */
+function errorMessage(err) {
+  if (!(err instanceof ApiError)) return t("serverError", { msg: String(err?.message || err) });
+  switch (err.kind) {
+    case "unreachable": return t("unreachable");
+    case "lost": return t("connectionLost");
+    case "unauthorized": return err.sentKey ? t("keyRejected") : t("unauthorized");
+    case "rate_limited": return err.retryAfter != null ? t("rateLimited", { s: err.retryAfter }) : t("rateLimitedNoWait");
+    case "no_index": return t("noIndex");
+    default: return t("serverError", { msg: err.message });
+  }
+}
+
+function errorCard(err) {
+  const actions = err?.kind === "unauthorized" ? [[t("enterKey"), "key"]] : [[t("retry"), "retry"]];
+  return renderError(errorMessage(err), actions);
+}
+
+// One listener for every button inside the conversation: markers, source chips, error actions.
+turns.addEventListener("click", (e) => {
+  const cite = e.target.closest("button[data-n]");
+  if (cite) {
+    const answer = answers.get(cite.closest("li.turn"));
+    const c = answer?.citations.find((x) => x.n === Number(cite.dataset.n));
+    if (c) openPassage(c, cite);
+    return;
+  }
+  const action = e.target.closest("button[data-action]");
+  if (!action) return;
+  const li = action.closest("li.turn");
+  if (action.dataset.action === "retry") retries.get(li)?.();
+  if (action.dataset.action === "key") promptForKey(null, retries.get(li));
+});
+
+function openPassage(c, from) {
+  fillPassage(c);
+  const turn = from.closest("li.turn");
+  for (const b of document.querySelectorAll("button[data-n].active")) b.classList.remove("active");
+  for (const b of turn.querySelectorAll(`button[data-n="${c.n}"]`)) b.classList.add("active");
+  passage.hidden = false;
+  opener = from;
+  passage.focus({ preventScroll: true });
+  // scroll the passage text (not the panel, whose title must stay visible) to the first highlight
+  const text = $("passage-text");
+  const first = text.querySelector("mark");
+  text.scrollTop = first ? Math.max(0, first.offsetTop - text.clientHeight / 4) : 0;
+}
+
+function closePassage() {
+  passage.hidden = true;
+  for (const b of document.querySelectorAll("button[data-n].active")) b.classList.remove("active");
+  if (opener?.isConnected) opener.focus();
+  opener = null;
+}
+
+$("close-passage").addEventListener("click", closePassage);
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && !passage.hidden && !document.querySelector("dialog[open]")) closePassage();
+});
+
+// --- API key -------------------------------------------------------------------------------
+
+function promptForKey(err, then) {
+  afterKey = then || null;
+  $("key-reason").textContent = err?.sentKey ? t("keyRejected") : t("keyText");
+  $("key-input").value = "";
+  $("key-forget").hidden = !getKey();
+  if (!keyDialog.open) keyDialog.showModal();
+  $("key-input").focus();
+}
+
+$("key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const key = $("key-input").value.trim();
+  if (!key) return;
+  setKey(key);
+  $("open-key").hidden = false;
+  keyDialog.close();
+  const next = afterKey;
+  afterKey = null;
+  next?.();
+  if (!$("index-summary").textContent) loadSummary();
+});
+$("key-cancel").addEventListener("click", () => { afterKey = null; keyDialog.close(); });
+$("key-forget").addEventListener("click", () => {
+  clearKey();
+  $("key-forget").hidden = true;
+  $("open-key").hidden = true;
+  $("key-input").focus();
+});
+$("open-key").addEventListener("click", () => promptForKey(null, null));
+
+// --- index summary and the sources dialog ----------------------------------------------------
+
+/** "4 articles · 21 passages" in the header, and a few article titles to ask about. */
+async function loadSummary() {
+  try {
+    const stats = await getStats();
+    $("index-summary").textContent = t("indexSummary", { docs: stats.documents, chunks: stats.chunks });
+    const titles = [...new Set((stats.documents_list || []).map((d) => d.title).filter(Boolean))].slice(0, 3);
+    $("examples").replaceChildren(...(titles.length ? [el("span", {}, t("examplesLead")), ...titles.map((title) =>
+      el("button", { type: "button", class: "example" }, title))] : []));
+  } catch {
+    // the header stays quiet; asking a question explains what is wrong
+  }
+}
+
+$("examples").addEventListener("click", (e) => {
+  const b = e.target.closest("button.example");
+  if (b && !busy) ask(b.textContent);
+});
+
+async function loadSources() {
+  const summary = $("sources-summary");
+  const tbody = sourcesDialog.querySelector("tbody");
+  summary.textContent = t("loading");
+  tbody.replaceChildren();
+  try {
+    fillSources(await getStats(), summary, tbody);
+  } catch (err) {
+    summary.textContent = t("statsFailed", { msg: errorMessage(err) });
+    if (err.kind === "unauthorized") promptForKey(err, loadSources);
+  }
+}
+
+$("open-sources").addEventListener("click", () => {
+  sourcesDialog.showModal();
+  loadSources();
+});
+// a click on the backdrop (outside the dialog box) closes it, like Escape does
+for (const dialog of [sourcesDialog, keyDialog]) {
+  dialog.addEventListener("click", (e) => { if (e.target === dialog) dialog.close(); });
+}
