@@ -30,7 +30,18 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	touch $@
 
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`: offline).
+# Skipped when /usr/bin/chromium is already there; the CJK font makes Chinese legible in screenshots.
 install-test: $(VENV)/.installed-test
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei; \
+	  else \
+	    echo "no apt-get: install chromium at /usr/bin/chromium yourself, or the browser tests are skipped"; \
+	  fi; \
+	fi
 
 # Incremental: a no-op when corpus/ is unchanged, re-embeds only changed files otherwise.
 index: install
