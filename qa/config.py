@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -53,6 +53,34 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_question_chars: int = 500
+
+    # ---- chat bots (api/bots, docs/bots.md) --------------------------------------------
+    # A platform's webhook is mounted only when its secrets are set. Secrets are SecretStr so
+    # they never appear in reprs or logs. The *_api_url settings exist so tests (and proxies)
+    # can point the outgoing calls at another server.
+    bot_workers: int = Field(4, ge=1, le=64, description="threads answering chat questions after the ack")
+    bot_dedup_ttl_s: int = Field(86400, ge=60, description="how long delivered event ids are remembered")
+    bot_http_timeout_s: float = Field(10.0, gt=0, description="timeout of calls to the chat platforms")
+    slack_signing_secret: SecretStr | None = None
+    slack_bot_token: SecretStr | None = Field(None, description="xoxb- token for chat.postMessage")
+    slack_api_url: str = "https://slack.com/api/"
+    feishu_app_id: str | None = None
+    feishu_app_secret: SecretStr | None = None
+    feishu_verification_token: SecretStr | None = None
+    feishu_encrypt_key: SecretStr | None = None
+    feishu_bot_open_id: str | None = Field(None, description="the bot's open_id; looked up when unset")
+    feishu_api_url: str = Field("https://open.feishu.cn", description="https://open.larksuite.com for Lark")
+    dingtalk_app_secret: SecretStr | None = None
+    dingtalk_webhook_hosts: str = Field(
+        "oapi.dingtalk.com,api.dingtalk.com", description="comma-separated hosts a sessionWebhook may point to"
+    )
+    wecom_corp_id: str | None = None
+    wecom_token: SecretStr | None = None
+    wecom_encoding_aes_key: SecretStr | None = None
+    wecom_secret: SecretStr | None = Field(None, description="the app's Secret, for the message API")
+    wecom_agent_id: int | None = None
+    wecom_api_url: str = "https://qyapi.weixin.qq.com"
+    # ---- end of chat bots ----------------------------------------------------------------
 
 
 @lru_cache
