@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI
 
 from api import errors
+from api.bots import mount_bots
 from api.deps import AssistantHolder
 from api.routes import ask, health
 from api.routes import web
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(ask.router)
     app.include_router(health.router)
+    mount_bots(app, settings)  # /bots/<platform>, only for configured platforms
     app.include_router(web.router)
 
     @app.on_event("startup")
