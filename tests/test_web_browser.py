@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -71,12 +70,14 @@ def sync_api():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def guarded(built_index, tmp_path_factory):
+def guarded(request, tmp_path_factory):
     """Started in the background before the shared ``server``, so their model loading overlaps.
 
-    Session scope (visible in this module only) is what puts it ahead of ``server`` in set-up order.
+    Session scope (visible in this module only) is what puts it ahead of ``server`` in set-up order;
+    ``built_index`` first loads the embedding model in this process, so the ingest here is quick.
     """
-    _playwright_or_skip()
+    _playwright_or_skip()  # before building anything: a machine without a browser skips at once
+    request.getfixturevalue("built_index")
     pool = ThreadPoolExecutor(1)
     future: Future = pool.submit(_guarded_server, tmp_path_factory.mktemp("guarded"))
     yield future
@@ -95,7 +96,9 @@ def browser(sync_api):
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    return Path(os.environ.get("QA_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
+    folder = Path(os.environ.get("QA_SCREENSHOT_DIR") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 class Page:
