@@ -167,6 +167,48 @@ def stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
             console.print(f"[bold]{k:>15}[/]: {v}")
 
 
+@app.command("eval")
+def eval_cmd(
+    dataset: Annotated[Path, typer.Argument(help="SQuAD-format JSON, e.g. ../shared/data/cmrc2018/cmrc2018_dev.json")],
+    distractors: Annotated[Optional[Path], typer.Option(help="Folder of articles added to the same index as distractors.")] = None,
+    unanswerable: Annotated[Optional[Path], typer.Option(help="SQuAD file whose questions are NOT indexed: they should abstain.")] = None,
+    methods: Annotated[str, typer.Option(help="Comma-separated: hybrid,dense,lexical (default: the production path).")] = "hybrid",
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (and N unanswerable).")] = None,
+    model: ModelOpt = None,
+    chunk_size: Annotated[Optional[int], typer.Option(help="Target passage length.")] = None,
+    answer_chars: Annotated[Optional[int], typer.Option(help="Answer length budget.")] = None,
+    keep_index: Annotated[Optional[Path], typer.Option(help="Build the evaluation index here and keep it.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure passage hit@k/MRR, answer-hit, answer length, latency and abstention on a QA set."""
+    from qa.evaluate import evaluate
+
+    settings = _settings(None, model, chunk_size=chunk_size, answer_chars=answer_chars)
+    if not dataset.exists():
+        _fail(f"{dataset} not found")
+    result = evaluate(
+        dataset, settings, methods=[m.strip() for m in methods.split(",") if m.strip()],
+        distractors=distractors, unanswerable=unanswerable, limit=limit,
+        progress=not json_out and sys.stderr.isatty(), keep_index=keep_index,
+    )
+    if json_out:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    from rich.table import Table
+
+    rows = result.get("methods") or {result["method"]: result}
+    keys = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "answer_hit", "answer_chars_mean",
+            "latency_ms_p50", "latency_ms_p95", "refused_answerable", "abstained_unanswerable"]
+    table = Table(title=f"{dataset.name}: {result['questions']} questions, {result['index']['passages']} passages")
+    table.add_column("metric")
+    for m in rows:
+        table.add_column(m, justify="right")
+    for k in keys:
+        if any(k in r for r in rows.values()):
+            table.add_row(k, *[str(r.get(k, "")) for r in rows.values()])
+    console.print(table)
+
+
 @app.command()
 def check(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
     """Verify the served index: SQLite rows, lexical entries and FAISS ids are consistent."""
