@@ -97,6 +97,7 @@ class Assistant:
         hits = search(
             reader, qvec, query, k=top_k or self.settings.top_k, method=method,
             candidates=self.settings.candidates, rrf_k=self.settings.rrf_k, collection=collection,
+            fusion=self.settings.fusion, dense_weight=self.settings.dense_weight,
         )
         for h in hits:
             h.confidence = confidence(h)

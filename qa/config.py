@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50)
     candidates: int = Field(50, ge=5, le=1000, description="candidates per retriever before fusion")
     rrf_k: int = 60
+    fusion: str = Field("weighted", description="weighted (normalised score mix) | rrf (reciprocal rank fusion)")
+    dense_weight: float = Field(0.45, ge=0, le=1, description="share of the dense score in weighted fusion")
     answer_chars: int = Field(300, ge=40, le=4000, description="answer length budget (characters)")
     min_confidence: float = Field(0.5, description="below this calibrated score the answer abstains")
     base_url: str | None = Field(None, description="base URL that article paths are joined to for links")
@@ -81,6 +83,31 @@ class Settings(BaseSettings):
     wecom_agent_id: int | None = None
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
     # ---- end of chat bots ----------------------------------------------------------------
+
+    # ---- service: auth, limits, logs, metrics, throughput (api/security.py, api/middleware.py,
+    # api/metrics.py, api/batching.py; docs/service.md) -------------------------------------
+    api_keys: SecretStr | None = Field(
+        None, description="comma-separated API keys; when set, /ask, /ask/stream and /stats need "
+        "'Authorization: Bearer <key>' (health, metrics, the page and /docs stay open)"
+    )
+    cors_origins: str = Field("", description="comma-separated origins allowed by CORS ('*' for any); empty = closed")
+    rate_limit: int = Field(0, ge=0, description="requests per minute per API key (per client IP without keys); 0 = off")
+    rate_limit_burst: int = Field(0, ge=0, description="token-bucket size; 0 = rate_limit (one minute's worth)")
+    max_body_bytes: int = Field(65536, ge=1024, description="largest request body for the API (413 above)")
+    max_bot_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body for /bots/* webhooks")
+    body_timeout_s: float = Field(10.0, gt=0, description="a request body must arrive within this (408 after)")
+    log_format: str = Field("text", pattern="^(text|json)$", description="access/app log format: text | json")
+    log_level: str = Field("info", description="level of the app and access logs")
+    access_log: bool = Field(True, description="one log line per request (with its X-Request-ID)")
+    metrics_require_key: bool = Field(False, description="also protect /metrics with the API keys")
+    worker_threads: int = Field(0, ge=0, description="threads answering questions; 0 = 2 x cores")
+    max_pending: int = Field(256, ge=1, description="questions queued or running at once; more get 503 + Retry-After")
+    embed_batch_ms: float = Field(
+        1.0, ge=0, description="micro-batching: wait this long for concurrent questions to embed "
+        "them together (only when others are waiting); 0 = off"
+    )
+    embed_batch_max: int = Field(32, ge=1, le=512, description="most questions embedded in one batch")
+    # ---- end of service --------------------------------------------------------------------
 
 
 @lru_cache
