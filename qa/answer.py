@@ -76,10 +76,50 @@ def display(sentence: str) -> str:
     return out
 
 
+# Sentence selection knobs, measured on CMRC 2018 dev (800 questions, weighted fusion):
+# answer-hit 0.921 at a mean of 195 characters with a 300-character budget, 0.845 at
+# 117 characters with a 150 budget (0.894 / 0.783 before local IDF and these values).
+RANK_DECAY = 1.0  # weight of passage i is 1 / (1 + RANK_DECAY * i)
+MIN_RATIO = 0.2  # sentences scoring below this share of the best are never added
+LEN_PENALTY = 0.15
+BIGRAM_WEIGHT = 0.0
+
+
+LOCAL_IDF = True
+
+
+def _rescore_local(query: Query, cands: list[Sentence], rank_weights: dict[int, float]) -> None:
+    """Re-weight question terms by how rare they are among the candidate sentences.
+
+    The question's topic (the article's subject) occurs in nearly every sentence
+    of the right passage and says nothing about *which* sentence answers; the
+    words that occur in few candidates do.  This is IDF computed over the pool.
+    """
+    folded = [lexical.fold(c.text) for c in cands]
+    n = len(cands)
+    weights = []
+    for t, w in query.terms:
+        if not w:
+            continue
+        df = sum(1 for f in folded if t in f or (t in lexical.ALIASES and lexical.ALIASES[t] in f))
+        if df:
+            weights.append((t, w * math.log(1 + n / df)))
+    terms = tuple(weights)
+    for c, f in zip(cands, folded):
+        hit = lexical.matched_weight(terms, f)
+        c.score = hit / (1.0 + LEN_PENALTY * math.log1p(len(c.text))) * rank_weights[c.hit_index]
+
+
 def score_sentence(query: Query, text: str) -> float:
-    hit = lexical.matched_weight(query.terms, lexical.fold(text))
+    folded = lexical.fold(text)
+    hit = lexical.matched_weight(query.terms, folded)
+    if BIGRAM_WEIGHT:
+        toks = set(lexical.tokens(folded, folded=True))
+        qt = [t for t in query.tokens if not lexical.is_question_word(t)]
+        if qt:
+            hit += BIGRAM_WEIGHT * 10 * sum(t in toks for t in qt) / len(qt)
     # mild length normalisation: long sentences should not win only by being long
-    return hit / (1.0 + 0.15 * math.log1p(len(text)))
+    return hit / (1.0 + LEN_PENALTY * math.log1p(len(text)))
 
 
 def compose(
@@ -99,7 +139,7 @@ def compose(
     for hi, h in enumerate(hits[:max_passages]):
         if usable is not None and not usable[hi]:
             continue
-        rank_weight = 1.0 / (1 + 0.35 * hi)
+        rank_weight = 1.0 / (1 + RANK_DECAY * hi)
         for a, b in split_sentences(h.chunk.text):
             t = h.chunk.text[a:b]
             if t.lstrip().startswith(("```", "~~~", "|")):
@@ -107,11 +147,13 @@ def compose(
             cands.append(Sentence(hi, a, b, t, score_sentence(query, t) * rank_weight))
     if not cands:
         return "", {}
+    if LOCAL_IDF:
+        _rescore_local(query, cands, rank_weights={hi: 1.0 / (1 + RANK_DECAY * hi) for hi in range(len(hits))})
     best = max(c.score for c in cands)
     chosen: list[Sentence] = []
     used = 0
     for c in sorted(cands, key=lambda c: -c.score):
-        if chosen and c.score < 0.35 * best:
+        if chosen and c.score < MIN_RATIO * best:
             break
         length = len(c.text)
         if used + length > budget:
