@@ -175,6 +175,8 @@ def run_method(bot, questions: list[Question], unanswerable: list[Question], met
     lengths: list[int] = []
     latencies: list[float] = []
     refused = 0
+    conf_answerable: list[float] = []
+    conf_unanswerable: list[float] = []
     bar = _progress(progress, f"eval {method}", len(questions) + len(unanswerable))
     for q in questions:
         t = time.perf_counter()
@@ -182,6 +184,7 @@ def run_method(bot, questions: list[Question], unanswerable: list[Question], met
         ans = bot.ask(q.question, top_k=5, method=method)
         latencies.append((time.perf_counter() - t) * 1000)
         relevance.append([passage_hit(q, h.chunk.doc_path, h.chunk.text) for h in hits])
+        conf_answerable.append(ans.confidence)
         if ans.abstained:
             refused += 1
         else:
@@ -190,7 +193,9 @@ def run_method(bot, questions: list[Question], unanswerable: list[Question], met
         bar.advance()
     abstained = 0
     for q in unanswerable:
-        abstained += bot.ask(q.question, top_k=5, method=method).abstained
+        a = bot.ask(q.question, top_k=5, method=method)
+        abstained += a.abstained
+        conf_unanswerable.append(a.confidence)
         bar.advance()
     bar.close()
     n = max(len(questions), 1)
@@ -207,6 +212,15 @@ def run_method(bot, questions: list[Question], unanswerable: list[Question], met
     if unanswerable:
         out["abstained_unanswerable"] = round(abstained / len(unanswerable), 4)
         out["unanswerable_questions"] = len(unanswerable)
+        # what other QA_MIN_CONFIDENCE values would do, to choose the threshold from data
+        out["abstention_curve"] = [
+            {
+                "min_confidence": t,
+                "abstained_unanswerable": round(sum(c < t for c in conf_unanswerable) / len(conf_unanswerable), 4),
+                "refused_answerable": round(sum(c < t for c in conf_answerable) / max(len(conf_answerable), 1), 4),
+            }
+            for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+        ]
     return out
 
 
