@@ -47,7 +47,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(exc.status_code, "http_error")
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body that is not UTF-8: the same 422 as malformed JSON
+            return error_json(422, "invalid_request", "request body is not valid JSON (UTF-8)")
+        code = {
+            400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+            408: "body_timeout", 413: "body_too_large", 429: "rate_limited", 503: "unavailable",
+        }.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

@@ -1,12 +1,15 @@
-"""The FastAPI application: ``uvicorn api.main:create_app --factory``."""
+"""The FastAPI application: ``uvicorn api.main:create_app --factory``.
+
+Production: ``uvicorn api.main:create_app --factory --host 0.0.0.0 --port 8000 --no-access-log``
+(one process; it uses every core through its worker threads and batched embeddings), see
+docs/service.md for settings, security and deployment.
+"""
 
 from __future__ import annotations
 
-import logging
+from fastapi import Depends, FastAPI
 
-from fastapi import FastAPI
-
-from api import errors
+from api import errors, metrics, middleware, security
 from api.bots import mount_bots
 from api.deps import AssistantHolder
 from api.routes import ask, health
@@ -14,29 +17,31 @@ from api.routes import web
 from qa import __version__
 from qa.config import Settings
 
+DESCRIPTION = """Answers questions from a team's Chinese Markdown articles, citing the passages used.
+
+When the server sets `QA_API_KEYS`, `/ask`, `/ask/stream` and `/stats` need
+`Authorization: Bearer <key>`; `/healthz`, `/readyz`, `/metrics`, the chat page and these docs
+stay open. Errors always have the shape `{"error": {"code": "...", "message": "..."}}`.
+"""
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(
-        title="zh-qa",
-        version=__version__,
-        description="Answers questions from a team's Chinese Markdown articles, citing the passages used.",
-    )
+    app = FastAPI(title="zh-qa", version=__version__, description=DESCRIPTION)
     app.state.settings = settings
-    app.state.holder = AssistantHolder(settings)
+    m = metrics.install(app)
+    holder = app.state.holder = AssistantHolder(settings, metrics=m)
+    # Load the index and warm the model in the background: /healthz answers at once, /readyz
+    # turns 200 once a first question has been answered internally.
+    app.router.on_startup.append(holder.warm_in_background)
+    app.router.on_shutdown.append(holder.close)
     errors.install(app)
-    app.include_router(ask.router)
+    security.install(app, settings)  # API keys, rate limits, CORS (closed unless QA_CORS_ORIGINS)
+    middleware.install(app, settings, m)  # outermost: request id, body limits, access log, metrics
+
+    app.include_router(ask.router, dependencies=security.PROTECTED, responses=security.AUTH_RESPONSES)
     app.include_router(health.router)
-    mount_bots(app, settings)  # /bots/<platform>, only for configured platforms
+    app.include_router(metrics.router([Depends(security.guard)] if settings.metrics_require_key else []))
+    mount_bots(app, settings)  # /bots/<platform>, only for configured platforms; signatures, not keys
     app.include_router(web.router)
-
-    @app.on_event("startup")
-    async def _warm() -> None:
-        # Load the index and model before the first request, when an index exists.
-        try:
-            bot = app.state.holder.get()
-            bot.embedder.encode_query("warm up")
-        except Exception as exc:  # no index yet: /readyz says why, /ask answers 503
-            logging.getLogger("api").warning("not ready: %s", exc)
-
     return app

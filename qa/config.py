@@ -97,16 +97,20 @@ class Settings(BaseSettings):
     max_bot_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body for /bots/* webhooks")
     body_timeout_s: float = Field(10.0, gt=0, description="a request body must arrive within this (408 after)")
     log_format: str = Field("text", pattern="^(text|json)$", description="access/app log format: text | json")
-    log_level: str = Field("info", description="level of the app and access logs")
+    log_level: str = Field("info", description="level of the app and access logs (unset: uvicorn's --log-level)")
     access_log: bool = Field(True, description="one log line per request (with its X-Request-ID)")
     metrics_require_key: bool = Field(False, description="also protect /metrics with the API keys")
     worker_threads: int = Field(0, ge=0, description="threads answering questions; 0 = 2 x cores")
     max_pending: int = Field(256, ge=1, description="questions queued or running at once; more get 503 + Retry-After")
     embed_batch_ms: float = Field(
-        1.0, ge=0, description="micro-batching: wait this long for concurrent questions to embed "
-        "them together (only when others are waiting); 0 = off"
+        1.0, ge=0, description="micro-batching: linger this long for more questions when others are "
+        "on their way (a lone question never waits); 0 = batch only what is already queued"
     )
-    embed_batch_max: int = Field(32, ge=1, le=512, description="most questions embedded in one batch")
+    embed_batch_max: int = Field(32, ge=1, le=512, description="most questions embedded in one batch; 1 = no batching")
+    embed_workers: int = Field(
+        0, ge=0, le=64, description="threads embedding questions in parallel, each with threads/embed_workers "
+        "torch threads; 0 = one per core (one torch thread each: no OpenMP spinning on a busy machine)"
+    )
     # ---- end of service --------------------------------------------------------------------
 
 

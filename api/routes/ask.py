@@ -1,13 +1,18 @@
-"""POST /ask and GET /ask?q=... — answer a question with cited passages."""
+"""POST /ask and GET /ask?q=... — answer a question with cited passages.
+
+The hot path does no loading and no CPU work on the event loop: the question's embedding is
+awaited from the batching embedder (:mod:`api.batching`, shared with concurrent questions),
+then search and answer composition run on the holder's worker pool (sized to the cores).
+API keys and rate limits are applied to this router by ``api.main`` (:mod:`api.security`).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.concurrency import run_in_threadpool
 
-from api.deps import AssistantDep, SettingsDep
+from api.deps import AssistantDep, HolderDep, SettingsDep
 from api.errors import APIError, ErrorResponse
 from api.schemas import AskRequest
 from qa.assistant import QuestionError
@@ -16,31 +21,45 @@ from qa.models import Answer
 router = APIRouter(tags=["ask"])
 ERRORS = {
     422: {"model": ErrorResponse, "description": "invalid question or parameters"},
-    503: {"model": ErrorResponse, "description": "no index built yet"},
+    503: {"model": ErrorResponse, "description": "no index built yet, or the server is too busy (Retry-After)"},
+}
+POST_ERRORS = {
+    **ERRORS,
+    413: {"model": ErrorResponse, "description": "request body larger than QA_MAX_BODY_BYTES"},
+    408: {"model": ErrorResponse, "description": "request body did not arrive within QA_BODY_TIMEOUT_S"},
 }
 
 
-async def _answer(bot, settings, req: AskRequest) -> Answer:
+async def _answer(bot, holder, settings, req: AskRequest) -> Answer:
     if len(req.question) > settings.max_question_chars:
         raise APIError(
             422, "question_too_long",
             f"question is {len(req.question)} characters long; the limit is {settings.max_question_chars}",
         )
+    holder.admit()
     try:
-        return await run_in_threadpool(bot.ask, req.question, req.top_k, req.method, req.collection)
+        question = bot.validate(req.question)
+        if req.method != "lexical":
+            await holder.embed(bot, question)  # batched with concurrent questions; then a cache hit
+        answer = await holder.run(bot.ask, question, req.top_k, req.method, req.collection)
     except QuestionError as exc:
         raise APIError(422, "invalid_question", str(exc)) from None
+    finally:
+        holder.release()
+    holder.note_generation(answer.index.generation)
+    return answer
 
 
-@router.post("/ask", response_model=Answer, responses=ERRORS)
-async def ask_post(req: AskRequest, bot: AssistantDep, settings: SettingsDep) -> Answer:
+@router.post("/ask", response_model=Answer, responses=POST_ERRORS)
+async def ask_post(req: AskRequest, bot: AssistantDep, holder: HolderDep, settings: SettingsDep) -> Answer:
     """Answer a question from the indexed articles, citing the passages used."""
-    return await _answer(bot, settings, req)
+    return await _answer(bot, holder, settings, req)
 
 
 @router.get("/ask", response_model=Answer, responses=ERRORS)
 async def ask_get(
     bot: AssistantDep,
+    holder: HolderDep,
     settings: SettingsDep,
     q: Annotated[str, Query(min_length=1, max_length=2000, description="The question.")],
     top_k: Annotated[int, Query(ge=1, le=50)] = 5,
@@ -52,4 +71,4 @@ async def ask_get(
         req = AskRequest(question=q, top_k=top_k, collection=collection, method=method)
     except ValueError as exc:
         raise APIError(422, "invalid_question", "question is empty or only whitespace") from exc
-    return await _answer(bot, settings, req)
+    return await _answer(bot, holder, settings, req)

@@ -16,22 +16,20 @@ Why this shape:
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
 from api.deps import HolderDep, SettingsDep
 from api.errors import APIError, ErrorResponse
+from api.security import AUTH_RESPONSES, PROTECTED
 from qa.assistant import Assistant, QuestionError
-from qa.config import Settings
 
 log = logging.getLogger("api")
 router = APIRouter(tags=["web"])
@@ -94,30 +92,6 @@ async def static(name: str) -> FileResponse:
     return _file(name)
 
 
-def _api_keys(settings: Settings) -> list[str]:
-    """Keys from ``settings.api_keys`` when the API's auth adds that field, else ``QA_API_KEYS``."""
-    raw = getattr(settings, "api_keys", None)
-    if raw is None:
-        raw = os.environ.get("QA_API_KEYS", "")
-    if isinstance(raw, str):
-        raw = raw.split(",")
-    keys = [k.get_secret_value() if hasattr(k, "get_secret_value") else str(k) for k in raw or []]
-    return [k.strip() for k in keys if k and k.strip()]
-
-
-def require_key(request: Request, settings: Settings) -> None:
-    """The stream must never be a way around ``/ask``'s API keys, whatever protects ``/ask`` itself."""
-    keys = _api_keys(settings)
-    if not keys:
-        return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() == "bearer" and token and any(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
-        return
-    raise APIError(401, "unauthorized", "missing or invalid API key: send 'Authorization: Bearer <key>'",
-                   headers={"WWW-Authenticate": "Bearer"})
-
-
 def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
@@ -146,15 +120,15 @@ async def _events(bot: Assistant, question: str, top_k: int, method: str, collec
     "/ask/stream",
     tags=["ask"],
     response_class=StreamingResponse,
+    dependencies=PROTECTED,  # the same API keys and rate limit as /ask (api/security.py)
     responses={
+        **AUTH_RESPONSES,
         200: {"content": {"text/event-stream": {}}, "description": "progress events, then one answer (or error) event"},
-        401: {"model": ErrorResponse, "description": "API key missing or wrong"},
         422: {"model": ErrorResponse, "description": "invalid question or parameters"},
         503: {"model": ErrorResponse, "description": "no index built yet"},
     },
 )
 async def ask_stream(
-    request: Request,
     holder: HolderDep,
     settings: SettingsDep,
     q: Annotated[str, Query(min_length=1, max_length=2000, description="The question.")],
@@ -163,7 +137,6 @@ async def ask_stream(
     method: Literal["hybrid", "dense", "lexical"] = "hybrid",
 ) -> StreamingResponse:
     """Like ``GET /ask``, as server-sent events: ``progress`` (searching, composing) then ``answer`` (the Answer JSON)."""
-    require_key(request, settings)
     bot = holder.get()  # 503 as JSON before any event when there is no index
     question = q.strip()
     if len(question) > settings.max_question_chars:
