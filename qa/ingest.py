@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from qa import lexical
 from qa.chunks import ChunkerConfig, chunk_document
 from qa.config import Settings
 from qa.embedcache import open_cache
-from qa.documents import Document, Skipped, iter_files, load_document
+from qa.documents import MAX_BYTES, Document, Skipped, iter_files, load_document
 from qa.store import (
     DB_NAME,
     SCHEMA_VERSION,
@@ -38,6 +39,12 @@ log = logging.getLogger(__name__)
 
 class IngestLocked(RuntimeError):
     """Another ingest holds the index lock."""
+
+
+class IndexWriteError(OSError):
+    """The new generation could not be written (disk full, read-only or not a folder).
+
+    The served generation is untouched; the message says where and why."""
 
 
 @dataclass
@@ -99,10 +106,17 @@ def ingest(
     use_cache: bool = True,
 ) -> IngestReport:
     index_dir = Path(index_dir or settings.index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexWriteError(
+            exc.errno, f"cannot create the index folder {index_dir}: {exc.strerror or exc}"
+        ) from exc
     lock = FileLock(str(index_dir / ".lock"))
     try:
         lock.acquire(timeout=wait)
+    except OSError as exc:  # read-only folder, disk full: the lock file cannot be created
+        raise IndexWriteError(exc.errno, f"cannot write to the index folder {index_dir}: {exc.strerror or exc}") from exc
     except Timeout:
         raise IngestLocked(
             f"another `qa ingest` is writing {index_dir}/ right now; wait for it to finish "
@@ -170,6 +184,11 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
         path, rel = item
         report.files_seen += 1
         try:
+            # the loader's size limit, before reading: a huge file is never loaded into memory
+            size = path.stat().st_size
+            if size > MAX_BYTES:
+                report.skipped.append({"path": rel, "reason": f"file too large ({size} bytes > {MAX_BYTES})"})
+                continue
             data = path.read_bytes()
         except OSError as exc:
             report.skipped.append({"path": rel, "reason": f"cannot read: {exc.strerror or exc}"})
@@ -201,7 +220,12 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
 
     embedder = get_embedder(model_name, settings)
     identity = embedder.identity
-    writer = GenerationWriter(index_dir)
+    # int8 vectors are cached apart from float32 ones (QA_BACKEND, see qa.backends)
+    vector_identity = getattr(embedder, "vector_identity", identity)
+    try:
+        writer = GenerationWriter(index_dir)
+    except OSError as exc:
+        raise _write_error(index_dir, prev_name, exc) from exc
     try:
         conn = writer.start(copy_previous=not full)
         reusable: dict[str, bytes] = {}
@@ -224,11 +248,13 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
         planned = []  # (doc, chunks, embed_hashes)
         to_embed: dict[str, str] = {}
         for doc in docs:
-            chunks = chunk_document(doc, cfg)
+            chunks = _hard_cut(chunk_document(doc, cfg), doc, cfg.hard_limit, report)
+            if not chunks:
+                report.warnings.append({"path": doc.path, "warning": "no text to index (empty after cleaning)"})
             hashes = []
             for ch in chunks:
                 et = ch.embed_text(doc.title)
-                h = text_hash(et, identity)
+                h = text_hash(et, vector_identity)
                 hashes.append(h)
                 if h not in reusable and h not in to_embed:
                     row = conn.execute("SELECT vec FROM chunks WHERE embed_hash=? LIMIT 1", (h,)).fetchone()
@@ -308,11 +334,72 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
             (now - report.seconds, time.time(), json.dumps(report.to_dict(), ensure_ascii=False)),
         )
         writer.publish(conn)
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        writer.abort()
+        if isinstance(exc, IndexWriteError) or not _is_write_failure(exc):
+            raise
+        raise _write_error(index_dir, prev_name, exc) from exc
     except BaseException:
         writer.abort()
         raise
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    """Disk full, quota, read-only or vanished index folder, as raised by os, SQLite or FAISS."""
+    if isinstance(exc, OSError):
+        return True
+    text = str(exc).lower()
+    return any(
+        s in text
+        for s in ("disk is full", "no space", "readonly", "read-only", "unable to open", "disk i/o", "could not open",
+                  "quota", "ioerr")
+    )
+
+
+def _write_error(index_dir: Path, served: str | None, exc: BaseException) -> IndexWriteError:
+    why = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+    kept = f"the served generation {served} is untouched" if served else "no index was published"
+    msg = f"cannot write the new index generation in {index_dir}/: {why} (disk full or not writable?); {kept}"
+    errno = getattr(exc, "errno", None)
+    return IndexWriteError(errno, msg) if errno else IndexWriteError(msg)
+
+
+def _hard_cut(chunks: list, doc: Document, hard_limit: int, report: IngestReport) -> list:
+    """No passage longer than ``hard_limit`` characters reaches the model or the index.
+
+    The chunker cuts prose at the target size, but a single line of a code block or a
+    table row can be arbitrarily long (minified JS, a data dump pasted into a table);
+    such a passage is cut into ``hard_limit`` slices of the body, so offsets still map
+    back to the source.
+    """
+    if all(c.end - c.start <= hard_limit for c in chunks):
+        return chunks
+    import dataclasses
+
+    out = []
+    for c in chunks:
+        if c.end - c.start <= hard_limit:
+            out.append(dataclasses.replace(c, ord=len(out)))
+            continue
+        pieces = range(c.start, c.end, hard_limit)
+        report.warnings.append({
+            "path": doc.path,
+            "warning": f"passage of {c.end - c.start} characters (line {c.line_start}) cut into {len(pieces)} "
+            f"pieces at the hard limit of {hard_limit}",
+        })
+        for a in pieces:
+            b = min(a + hard_limit, c.end)
+            text = doc.body[a:b]
+            if not text.strip():
+                continue
+            key = hashlib.sha256(f"{doc.path}\0{c.key}\0{a}".encode()).hexdigest()[:20]
+            out.append(dataclasses.replace(
+                c, key=key, ord=len(out), text=text, start=a, end=b,
+                line_start=doc.source_line(a), line_end=doc.source_line(b - 1),
+            ))
+    return out
 
 
 def _canonical_model(name: str) -> str:

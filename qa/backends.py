@@ -1,0 +1,213 @@
+"""ONNX Runtime and OpenVINO runners for an already loaded sentence-transformers model.
+
+``QA_BACKEND=onnx|onnx-int8|openvino`` (see ``qa.embeddings.BACKENDS``).  The
+sentence-transformers model is loaded as usual (tokenizer, prompts, pooling);
+its transformer plus mean pooling and L2 normalisation is exported once with
+``torch.onnx`` (the TorchScript exporter: no optimum, no onnxscript) into
+``<cache_dir>/backends/<model>-<fingerprint>/`` and then run by:
+
+* ``onnx``: ONNX Runtime, float32 (vectors identical to torch within 1e-6);
+* ``onnx-int8``: ONNX Runtime after ``quantize_dynamic`` of the MatMuls (int8
+  per-channel weights, ``reduce_range`` because CPUs without VNNI saturate
+  otherwise); vectors within cosine ~0.99 of float32, see bench/ingest.py;
+* ``openvino``: OpenVINO on the float32 ONNX graph.
+
+Why not sentence-transformers' own ``backend="onnx"``: in ST 6.2 it needs
+``optimum-onnx``, whose current release pins transformers 4.57 (a downgrade).
+
+Only models whose sentence-transformers pipeline is Transformer -> mean Pooling
+(-> Normalize) are exported; anything else falls back to torch with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: bump when the exported files change in a way that needs a new export
+EXPORT_VERSION = 1
+FP32_FILE = "model.onnx"
+INT8_FILE = "model-int8.onnx"
+
+
+class BackendUnavailable(RuntimeError):
+    """The runtime for the asked backend is not installed."""
+
+
+def _pipeline_ok(model) -> str | None:
+    """None when the model is Transformer + mean Pooling (+ Normalize), else why not."""
+    names = [type(m).__name__ for m in model]
+    if names[:2] != ["Transformer", "Pooling"] or any(n != "Normalize" for n in names[2:]):
+        return f"pipeline {names} is not Transformer -> Pooling -> Normalize"
+    pooling = model[1]
+    mode = getattr(pooling, "pooling_mode", None) or pooling.get_pooling_mode_str()
+    if mode != "mean":
+        return f"pooling mode {mode!r} is not 'mean'"
+    return None
+
+
+def _fingerprint(path: str) -> str:
+    h = hashlib.sha256(f"v{EXPORT_VERSION}\0{Path(path).resolve() if os.path.exists(path) else path}".encode())
+    folder = Path(path)
+    if folder.is_dir():
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+def export_dir(path: str, cache_dir: Path) -> Path:
+    name = Path(path).name or "model"
+    return Path(cache_dir) / "backends" / f"{name}-{_fingerprint(path)}"
+
+
+def _export_fp32(model, dest: Path) -> None:
+    import torch
+
+    class _Pooled(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    inner = model[0].auto_model
+    dtype = next(inner.parameters()).dtype
+    inner = inner.float().eval()
+    ids = torch.randint(5, 1000, (2, 16))
+    mask = torch.ones_like(ids)
+    mask[1, 9:] = 0  # padding in the example, so no "all ones" shortcut is traced
+    tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Pooled(inner), (ids, mask), str(tmp),
+            input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                          "sentence_embedding": {0: "batch"}},
+            opset_version=17, dynamo=False,
+        )
+    inner.to(dtype)
+    os.replace(tmp, dest)
+
+
+def _quantize_int8(src: Path, dest: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    pre = dest.with_name(dest.name + f".pre-{os.getpid()}")
+    tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
+    try:
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_dynamic(
+            str(pre), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+            per_channel=True, reduce_range=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        os.replace(tmp, dest)
+    finally:
+        for f in (pre, tmp):
+            f.unlink(missing_ok=True)
+
+
+def ensure_exported(model, path: str, cache_dir: Path, int8: bool) -> Path:
+    """The ONNX file for ``model`` (exported on first use, under a file lock)."""
+    from filelock import FileLock
+
+    folder = export_dir(path, cache_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / (INT8_FILE if int8 else FP32_FILE)
+    if target.exists():
+        return target
+    with FileLock(str(folder / ".lock")):
+        fp32 = folder / FP32_FILE
+        if not fp32.exists():
+            log.warning("exporting %s to ONNX (once) into %s", path, folder)
+            _export_fp32(model, fp32)
+        if int8 and not target.exists():
+            log.warning("quantising %s to int8 (once)", fp32)
+            _quantize_int8(fp32, target)
+    return target
+
+
+class Runner:
+    """Tokenise with the sentence-transformers tokenizer, run the exported graph."""
+
+    def __init__(self, model, run, backend: str):
+        self.tokenizer = model.tokenizer
+        self.max_length = int(getattr(model, "max_seq_length", None) or 512)
+        self.prompts = dict(getattr(model, "prompts", {}) or {})
+        self._run = run
+        self.backend = backend
+
+    def encode(self, texts: list[str], prompt_name: str | None, batch_size: int) -> np.ndarray:
+        prefix = self.prompts.get(prompt_name, "") if prompt_name else ""
+        texts = [prefix + t for t in texts]
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        parts = []
+        for i in range(0, len(texts), max(1, batch_size)):
+            batch = [texts[j] for j in order[i : i + batch_size]]
+            tok = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+            parts.append(self._run(tok["input_ids"].astype(np.int64), tok["attention_mask"].astype(np.int64)))
+        vecs = np.concatenate(parts).astype(np.float32, copy=False)
+        out = np.empty_like(vecs)
+        out[order] = vecs
+        return np.ascontiguousarray(out)
+
+
+def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Runner | None:
+    """A Runner for ``backend``, or None (torch) when the model cannot be exported."""
+    from qa.embeddings import ModelError
+
+    why = _pipeline_ok(embedder.model)
+    if why:
+        log.warning("QA_BACKEND=%s not available for %s (%s): using torch", backend, path, why)
+        return None
+    try:
+        if backend in ("onnx", "onnx-int8"):
+            import onnxruntime as ort
+        else:
+            import openvino as ov
+    except ImportError as exc:
+        raise ModelError(
+            f"QA_BACKEND={backend} needs {'onnxruntime' if backend.startswith('onnx') else 'openvino'} "
+            f"installed ({exc}); or set QA_BACKEND=torch"
+        ) from exc
+    onnx_file = ensure_exported(embedder.model, path, settings.cache_dir, int8=backend == "onnx-int8")
+    if backend in ("onnx", "onnx-int8"):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+
+        def run(ids, mask):
+            return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    else:
+        core = ov.Core()
+        compiled = core.compile_model(
+            str(onnx_file), "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+        )
+        request = compiled.create_infer_request()
+        import threading
+
+        lock = threading.Lock()
+
+        def run(ids, mask):
+            with lock:  # one infer request: serialise callers
+                return np.array(request.infer({"input_ids": ids, "attention_mask": mask})[0], copy=True)
+    return Runner(embedder.model, run, backend)
