@@ -109,7 +109,13 @@ class AssistantHolder:
     def warm(self) -> None:
         """Open the index, load the model and answer one question, so the first user waits for nothing."""
         t0 = time.perf_counter()
+        # jieba's dictionary and OpenCC load on another core while torch and the model load here
+        from qa import lexical
+
+        lex = threading.Thread(target=lexical.warm, name="qa-warm-lexical", daemon=True)
+        lex.start()
         bot = self.get()
+        lex.join()
         bot.ask("Kubernetes 是什么？")
         bot.embedder.encode_queries(["预热", "warm up"])  # the batched path too
         self.ready = True
