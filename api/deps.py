@@ -89,14 +89,19 @@ class AssistantHolder:
     def _wrap(self, bot: Assistant) -> None:
         """Route the assistant's query embeddings through the batcher (again after a model change)."""
         emb = bot.embedder
-        if isinstance(emb, BatchingEmbedder) or self.settings.embed_batch_max <= 1:
+        if isinstance(emb, BatchingEmbedder) or getattr(emb, "_qa_unbatched", False):
             return
         with self._lock:
-            if isinstance(bot.embedder, BatchingEmbedder):
+            if isinstance(bot.embedder, BatchingEmbedder) or getattr(emb, "_qa_unbatched", False):
+                return
+            workers = self.settings.embed_workers or cores()
+            # questions are embedded concurrently (by the workers, or by the request threads when
+            # batching is off): one torch thread each, unless the workers are fewer than the cores
+            _torch_threads(max(1, (self.settings.threads or cores()) // workers))
+            if self.settings.embed_batch_max <= 1:
+                emb._qa_unbatched = True
                 return
             on_batch = self.metrics.batch.observe if self.metrics is not None else None
-            workers = self.settings.embed_workers or cores()
-            _torch_threads(max(1, (self.settings.threads or cores()) // workers))
             bot.embedder = BatchingEmbedder(
                 emb, self.settings.embed_batch_max, self.settings.embed_batch_ms / 1000,
                 in_flight=lambda: self.pending, on_batch=on_batch, workers=workers,

@@ -275,16 +275,11 @@ def _index_memory(index_dir: Path) -> dict:
     }
 
 
-def run(args) -> dict:
+def _session(args, index: Path, qfile: Path, client_levels: list[int], cursor: int, hot: int, log_name: str,
+             extra_env: dict | None = None) -> dict:
+    """Start a server, measure its cold start, drive it at each client count, stop it."""
     import httpx
 
-    index = Path(args.index)
-    if not (index / "CURRENT").exists():
-        sys.exit(f"no index in {index}: build it with `.venv/bin/qa ingest {args.corpus} --index {index}`")
-    questions = corpus_questions(Path(args.corpus))
-    qfile = Path(args.tmp) / "questions.json"
-    qfile.parent.mkdir(parents=True, exist_ok=True)
-    qfile.write_text(json.dumps(questions, ensure_ascii=False), encoding="utf-8")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -294,10 +289,12 @@ def run(args) -> dict:
         "QA_LOG_FORMAT": "json",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
+        **(extra_env or {}),
     }
-    log_path = Path(args.tmp) / "server.log"
+    log_path = Path(args.tmp) / log_name
     cmd = [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host", "127.0.0.1",
            "--port", str(port), "--no-access-log", "--timeout-keep-alive", "30"]
+    label = " (" + ", ".join(f"{k}={v}" for k, v in extra_env.items()) + ")" if extra_env else ""
     t0 = time.perf_counter()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -311,40 +308,30 @@ def run(args) -> dict:
         assert r.status_code == 200, r.text
         cold = {"to_healthz_s": round(t_health - t0, 2), "to_readyz_s": round(t_ready - t0, 2),
                 "to_first_answer_s": round(t_first - t0, 2)}
-        print(f"cold start: healthz {cold['to_healthz_s']} s, readyz {cold['to_readyz_s']} s, "
+        print(f"cold start{label}: healthz {cold['to_healthz_s']} s, readyz {cold['to_readyz_s']} s, "
               f"first answer {cold['to_first_answer_s']} s", flush=True)
-        rss_idle = _rss_mb(proc.pid)
+        idle = _rss_mb(proc.pid)
         levels = []
-        cursor = 0
-        for n in args.clients:
+        for n in client_levels:
             load_before = os.getloadavg()[0]
-            out = subprocess.run(
-                [sys.executable, __file__, "--drive", url, "--drive-clients", str(n), "--duration", str(args.duration),
-                 "--warmup", str(args.warmup), "--questions-file", str(qfile), "--start", str(cursor)],
-                cwd=ROOT, capture_output=True, text=True, check=True,
-            )
-            res = json.loads(out.stdout.strip().splitlines()[-1])
+            res = _run_driver(args, url, n, qfile, cursor)
             cursor += res["questions_used"]
             res["server"] = _rss_mb(proc.pid)
             res["loadavg_1m_before"] = round(load_before, 2)
             levels.append(res)
-            print(f"{n:>3} clients: {res['qps']:>6} QPS  p50 {res['p50_ms']} ms  p95 {res['p95_ms']} ms  "
+            print(f"{n:>3} clients{label}: {res['qps']:>6} QPS  p50 {res['p50_ms']} ms  p95 {res['p95_ms']} ms  "
                   f"p99 {res['p99_ms']} ms  errors {res['errors']}  RSS {res['server']['rss_mb']} MB", flush=True)
-        hot = None
-        if args.hot:  # the same 20 questions over and over: the embedding cache answers, the rest is measured
+        hot_res = None
+        if hot:  # the same 20 questions over and over: the embedding cache answers, the rest is measured
             hfile = Path(args.tmp) / "hot.json"
             hfile.write_text(json.dumps(HAND_WRITTEN, ensure_ascii=False), encoding="utf-8")
-            out = subprocess.run(
-                [sys.executable, __file__, "--drive", url, "--drive-clients", str(args.hot), "--duration",
-                 str(args.duration), "--warmup", str(args.warmup), "--questions-file", str(hfile), "--start", "0"],
-                cwd=ROOT, capture_output=True, text=True, check=True,
-            )
-            hot = json.loads(out.stdout.strip().splitlines()[-1])
-            hot["server"] = _rss_mb(proc.pid)
-            print(f"{args.hot:>3} clients, repeated questions: {hot['qps']} QPS  p50 {hot['p50_ms']} ms  "
-                  f"p99 {hot['p99_ms']} ms  errors {hot['errors']}", flush=True)
-        metrics = httpx.get(url + "/metrics", timeout=10).text
-        batches = _batch_stats(metrics)
+            load_before = os.getloadavg()[0]
+            hot_res = _run_driver(args, url, hot, hfile, 0)
+            hot_res["server"] = _rss_mb(proc.pid)
+            hot_res["loadavg_1m_before"] = round(load_before, 2)
+            print(f"{hot:>3} clients, repeated questions: {hot_res['qps']} QPS  p50 {hot_res['p50_ms']} ms  "
+                  f"p99 {hot_res['p99_ms']} ms  errors {hot_res['errors']}", flush=True)
+        batches = _batch_stats(httpx.get(url + "/metrics", timeout=10).text)
     finally:
         proc.terminate()
         try:
@@ -352,18 +339,49 @@ def run(args) -> dict:
         except subprocess.TimeoutExpired:
             proc.kill()
     log_lines = log_path.read_text(errors="replace").splitlines()
-    server_errors = [ln for ln in log_lines if '"level": "error"' in ln or "Traceback" in ln]
+    errors = [ln for ln in log_lines if '"level": "error"' in ln or "Traceback" in ln]
+    return {"env": env, "command": " ".join(cmd[1:]), "cold": cold, "idle": idle, "levels": levels, "hot": hot_res,
+            "batches": batches, "cursor": cursor, "log_lines": len(log_lines), "error_log_lines": len(errors)}
+
+
+def _run_driver(args, url: str, clients: int, qfile: Path, start: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--drive", url, "--drive-clients", str(clients), "--duration", str(args.duration),
+         "--warmup", str(args.warmup), "--questions-file", str(qfile), "--start", str(start)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(args) -> dict:
+    index = Path(args.index)
+    if not (index / "CURRENT").exists():
+        sys.exit(f"no index in {index}: build it with `.venv/bin/qa ingest {args.corpus} --index {index}`")
+    questions = corpus_questions(Path(args.corpus))
+    qfile = Path(args.tmp) / "questions.json"
+    qfile.parent.mkdir(parents=True, exist_ok=True)
+    qfile.write_text(json.dumps(questions, ensure_ascii=False), encoding="utf-8")
+    main = _session(args, index, qfile, args.clients, cursor=0, hot=args.hot, log_name="server.log")
+    cursor = main["cursor"]
+    compare = None
+    if args.compare_unbatched:  # the same server with micro-batching off, at N clients, for comparison
+        compare = _session(args, index, qfile, [args.compare_unbatched], cursor=cursor, hot=0,
+                           log_name="server-unbatched.log", extra_env={"QA_EMBED_BATCH_MAX": "1"})
+        cursor = compare["cursor"]
     result = {
         "benchmark": "bench/load.py",
         "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "machine": _machine(env),
-        "server": {"command": " ".join(cmd[1:]), "settings": _server_settings(),
-                   "cold_start": cold, "idle": rss_idle, "log_lines": len(log_lines),
-                   "error_log_lines": len(server_errors), "embed_batches": batches},
+        "machine": _machine(main["env"]),
+        "server": {"command": main["command"], "settings": _server_settings(),
+                   "cold_start": main["cold"], "idle": main["idle"], "log_lines": main["log_lines"],
+                   "error_log_lines": main["error_log_lines"], "embed_batches": main["batches"]},
         "index": {"path": str(index), "corpus": str(args.corpus), **_index_memory(index)},
         "questions": {"pool": len(questions), "asked": cursor, "repeated": max(0, cursor - len(questions))},
-        "levels": levels,
-        "repeated_questions": hot,
+        "levels": main["levels"],
+        "repeated_questions": main["hot"],
+        "unbatched": None if compare is None else {
+            "env": {"QA_EMBED_BATCH_MAX": "1"}, "levels": compare["levels"], "cold_start": compare["cold"],
+        },
         "targets": TARGETS,
     }
     result["verdict"] = _verdict(result)
@@ -445,8 +463,15 @@ def render_section(r: dict) -> str:
     if h:
         lines.append(
             f"| {h['clients']}, repeated questions | {h['qps']} | {h['p50_ms']} | {h['p95_ms']} | {h['p99_ms']} "
-            f"| {h['max_ms']} | {h['errors']} | {h['server']['rss_mb']} | |"
+            f"| {h['max_ms']} | {h['errors']} | {h['server']['rss_mb']} | {h.get('loadavg_1m_before', '')} |"
         )
+    u = r.get("unbatched")
+    if u:
+        for lv in u["levels"]:
+            lines.append(
+                f"| {lv['clients']}, micro-batching off | {lv['qps']} | {lv['p50_ms']} | {lv['p95_ms']} | {lv['p99_ms']} "
+                f"| {lv['max_ms']} | {lv['errors']} | {lv['server']['rss_mb']} | {lv['loadavg_1m_before']} |"
+            )
     c = s["cold_start"]
     b = s["embed_batches"]
     lines += [
@@ -519,6 +544,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=15.0, help="measured seconds per level")
     ap.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each level")
     ap.add_argument("--hot", type=int, default=16, help="clients for a last run with repeated questions (0 = skip)")
+    ap.add_argument("--compare-unbatched", type=int, default=16,
+                    help="then N clients against a server with micro-batching off (0 = skip)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--readme", default=str(README), help="'' to leave bench/README.md alone")
     ap.add_argument("--tmp", default=str(ROOT / "bench" / ".load-tmp"))
