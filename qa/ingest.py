@@ -115,13 +115,13 @@ def ingest(
     lock = FileLock(str(index_dir / ".lock"))
     try:
         lock.acquire(timeout=wait)
-    except OSError as exc:  # read-only folder, disk full: the lock file cannot be created
-        raise IndexWriteError(exc.errno, f"cannot write to the index folder {index_dir}: {exc.strerror or exc}") from exc
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         raise IngestLocked(
             f"another `qa ingest` is writing {index_dir}/ right now; wait for it to finish "
             "(or pass --wait SECONDS)"
         ) from None
+    except OSError as exc:  # read-only folder, disk full: the lock file cannot be created
+        raise IndexWriteError(exc.errno, f"cannot write to the index folder {index_dir}: {exc.strerror or exc}") from exc
     try:
         return _ingest_locked(
             root, settings, index_dir, collection, rebuild, progress, follow_symlinks, use_cache
