@@ -66,7 +66,10 @@ def _playwright_or_skip():
 
 @pytest.fixture(scope="module")
 def sync_api():
-    return _playwright_or_skip()
+    api = _playwright_or_skip()
+    # a first answer on a cold or busy CI machine can take longer than expect()'s 5 s default
+    api.expect.set_options(timeout=30_000)
+    return api
 
 
 @pytest.fixture(scope="session", autouse=True)
