@@ -508,19 +508,30 @@ NOTES = [
     "* The clients run on the same 2 cores as the server, and the machine is shared with other work: "
     "the 1-minute load average before each level is in the table (2.0 = both cores busy). On a busy "
     "machine every number here is worse than on a dedicated one.",
-    "* Where the time goes (pyinstrument, single client): the query embedding, one forward pass of "
-    "multilingual-e5-small, is ~97% of an answer (~87% in the transformer layers, the rest "
-    "sentence-transformers' tokenising and pooling); FTS5 BM25 + FAISS ~4 ms and question analysis "
-    "~2 ms. Nothing is loaded per request: model, index, jieba and OpenCC are loaded at start-up, "
-    "and the warm-up answers one question before `/readyz` turns 200.",
+    "* Where the time goes (pyinstrument, single client, small test index): the query embedding, one "
+    "forward pass of multilingual-e5-small, is ~97% of an answer (~87% in the transformer layers, the "
+    "rest sentence-transformers' tokenising and pooling); search ~4 ms and question analysis ~2 ms. "
+    "Nothing is loaded per request: model, index, jieba and OpenCC are loaded at start-up, and the "
+    "warm-up answers one question before `/readyz` turns 200.",
     "* Questions that arrive together are embedded together (`api/batching.py`): one embedding "
     "worker per core, each running torch single-threaded, takes every question queued while it was "
     "busy, so a lone request never waits and 16 clients share a few forward passes. Single-threaded "
     "torch matters on a busy machine: with 2 OpenMP threads per forward pass, threads spinning for a "
     "core made one question take ~2.2 s instead of ~80 ms (measured under load). Search and "
     "composition run on a worker pool (`QA_WORKER_THREADS`, default 2 × cores), never on the event loop.",
+    "* Where the server's CPU goes at 16 clients (py-spy, active samples, before uvloop/httptools were "
+    "added): transformer forward 58%, tokenising/pooling 4%, search 16% (FTS5 BM25 10%, FAISS flat scan "
+    "4%, rows 1%), event loop + uvicorn + HTTP parsing 18%, answer composition 1%, logging and metrics "
+    "< 0.5%. uvloop and httptools (now dependencies, used by uvicorn automatically) cut the HTTP share: "
+    "the repeated-questions row, which is mostly HTTP, went from 40 to 55-66 QPS on the busy machine.",
+    "* Tried and rejected (16 clients, same machine state): 2 torch threads per embedding worker "
+    "(`QA_EMBED_WORKERS=1`): 2 QPS, p50 5 s, OpenMP spinning; a 5 ms linger to fill batches "
+    "(`QA_EMBED_BATCH_MS=5`): no better than 1 ms (22.6 vs 24.2 QPS). The ONNX Runtime backend in "
+    "progress elsewhere (`QA_BACKEND=onnx QA_THREADS=1`) gave a lower single-client p50 (71 vs 97 ms in "
+    "that run) but no more throughput at 16 clients, and +0.5 GB RSS.",
     "* Beyond `QA_MAX_PENDING` questions in flight the server answers 503 with Retry-After instead of "
-    "queueing without bound; none of the levels here reaches it.",
+    "queueing without bound; none of the levels here reaches it. At 64 clients the queue is ~3 s deep "
+    "(64 clients / ~20 QPS), and the driver, on the same 2 cores, adds its own delays to the tail.",
 ]
 
 
@@ -549,12 +560,18 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--readme", default=str(README), help="'' to leave bench/README.md alone")
     ap.add_argument("--tmp", default=str(ROOT / "bench" / ".load-tmp"))
+    ap.add_argument("--render-only", action="store_true", help="only rewrite the README section from --out")
     # driver mode (internal)
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--drive-clients", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--questions-file", help=argparse.SUPPRESS)
     ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+
+    if args.render_only:  # rewrite the README section from an existing results file
+        update_readme(render_section(json.loads(Path(args.out).read_text(encoding="utf-8"))), Path(args.readme))
+        print(f"updated {args.readme}")
+        return
 
     if args.drive:
         questions = json.loads(Path(args.questions_file).read_text(encoding="utf-8"))
