@@ -35,6 +35,7 @@ import re
 import socket
 import statistics
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -559,7 +560,7 @@ def main() -> None:
                     help="then N clients against a server with micro-batching off (0 = skip)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--readme", default=str(README), help="'' to leave bench/README.md alone")
-    ap.add_argument("--tmp", default=str(ROOT / "bench" / ".load-tmp"))
+    ap.add_argument("--tmp", default=str(Path(tempfile.gettempdir()) / "zh-qa-load"), help="server logs, question files")
     ap.add_argument("--render-only", action="store_true", help="only rewrite the README section from --out")
     # driver mode (internal)
     ap.add_argument("--drive", help=argparse.SUPPRESS)
