@@ -171,15 +171,4 @@ class Assistant:
         )
 
     def stats(self) -> dict:
-        r = self.reader
-        return {
-            "generation": r.generation,
-            "model": r.model,
-            "model_identity": r.model_identity,
-            "documents": r.n_docs,
-            "chunks": r.n_chunks,
-            "index_bytes": r.size_bytes(),
-            "chunker": r.meta.get("chunker"),
-            "updated_at": float(r.meta.get("updated_at", 0) or 0),
-            "last_ingest": r.last_run(),
-        }
+        return self.reader.info()

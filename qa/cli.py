@@ -199,17 +199,7 @@ def stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
         r = IndexReader(settings.index_dir)
     except IndexNotFound as exc:
         _fail(str(exc), 2)
-    info = {
-        "index": str(settings.index_dir),
-        "generation": r.generation,
-        "model": r.model,
-        "model_identity": r.model_identity,
-        "documents": r.n_docs,
-        "chunks": r.n_chunks,
-        "index_bytes": r.size_bytes(),
-        "chunker": r.meta.get("chunker"),
-        "last_ingest": r.last_run(),
-    }
+    info = {"index": str(settings.index_dir), **r.info()}
     if json_out:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return

@@ -339,6 +339,20 @@ class IndexReader:
             for r in rows
         ]
 
+    def info(self) -> dict:
+        """What `qa stats`, `/stats` and the Python API report about this generation."""
+        return {
+            "generation": self.generation,
+            "model": self.model,
+            "model_identity": self.model_identity,
+            "documents": self.n_docs,
+            "chunks": self.n_chunks,
+            "index_bytes": self.size_bytes(),
+            "chunker": self.meta.get("chunker"),
+            "updated_at": float(self.meta.get("updated_at", 0) or 0),
+            "last_ingest": self.last_run(),
+        }
+
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
 
