@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--methods", default="lexical,dense,hybrid")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--no-distractors", action="store_true")
+    ap.add_argument("--answer-budgets", default="145", help="extra answer budgets (characters) to score")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
     args = ap.parse_args()
     if not DATA.exists():
@@ -64,6 +65,7 @@ def main() -> None:
         res = evaluate(
             SETS[name], settings, methods=methods, distractors=distractors,
             unanswerable=SETS["xquad"] if name == "cmrc" else None, limit=args.limit, progress=sys.stderr.isatty(),
+            answer_budgets=tuple(int(b) for b in args.answer_budgets.split(",") if b),
         )
         res["seconds"] = round(time.time() - started, 1)
         results[name] = res
@@ -92,6 +94,11 @@ def table(out: dict) -> str:
         for k in KEYS:
             if any(k in r for r in rows.values()):
                 lines.append(f"| {k} | " + " | ".join(str(r.get(k, "")) for r in rows.values()) + " |")
+        first = next(iter(rows.values()))
+        for i, b in enumerate(first.get("answer_budgets", [])):
+            lines.append(f"| answer_hit @{b['budget']} chars (mean chars) | " + " | ".join(
+                f"{r['answer_budgets'][i]['answer_hit']} ({r['answer_budgets'][i]['answer_chars_mean']})"
+                for r in rows.values()) + " |")
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ STUB_RE = re.compile(r"^(待补充|待完善|TODO|TBD|未完待续|敬请期待|
 
 @dataclass(frozen=True)
 class ChunkerConfig:
-    size: int = 350
+    size: int = 600
     hard_limit: int = 1500
     overlap: int = 1  # sentences carried over into the next passage
 

@@ -46,7 +46,7 @@ def ingest(
     model: ModelOpt = None,
     collection: Annotated[str, typer.Option("--collection", "-c", help="Name of this corpus inside the index.")] = "default",
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Re-chunk and re-embed everything.")] = False,
-    chunk_size: Annotated[Optional[int], typer.Option(help="Target passage length in characters (default 350).")] = None,
+    chunk_size: Annotated[Optional[int], typer.Option(help="Target passage length in characters (default 600).")] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another running ingest.")] = 0,
     follow_symlinks: Annotated[bool, typer.Option(help="Follow symlinks inside the corpus.")] = False,
     cache: Annotated[bool, typer.Option(help="Reuse vectors from the embedding cache in QA_CACHE_DIR.")] = True,
@@ -219,6 +219,7 @@ def eval_cmd(
     chunk_size: Annotated[Optional[int], typer.Option(help="Target passage length.")] = None,
     answer_chars: Annotated[Optional[int], typer.Option(help="Answer length budget.")] = None,
     keep_index: Annotated[Optional[Path], typer.Option(help="Build the evaluation index here and keep it.")] = None,
+    answer_budgets: Annotated[str, typer.Option(help="Extra answer budgets to score too, e.g. 145 for chat-sized answers.")] = "",
     json_out: JsonOpt = False,
 ) -> None:
     """Measure passage hit@k/MRR, answer-hit, answer length, latency and abstention on a QA set."""
@@ -227,10 +228,16 @@ def eval_cmd(
     settings = _settings(None, model, chunk_size=chunk_size, answer_chars=answer_chars)
     if not dataset.exists():
         _fail(f"{dataset} not found")
+    try:
+        budgets = tuple(int(b) for b in answer_budgets.split(",") if b.strip())
+    except ValueError:
+        _fail(f"--answer-budgets takes comma-separated numbers of characters, not {answer_budgets!r}")
+    if any(b < 40 for b in budgets):
+        _fail("--answer-budgets: each budget must be at least 40 characters")
     result = evaluate(
         dataset, settings, methods=[m.strip() for m in methods.split(",") if m.strip()],
         distractors=distractors, unanswerable=unanswerable, limit=limit,
-        progress=not json_out and sys.stderr.isatty(), keep_index=keep_index,
+        progress=not json_out and sys.stderr.isatty(), keep_index=keep_index, answer_budgets=budgets,
     )
     if json_out:
         print(json.dumps(result, ensure_ascii=False, indent=2))
@@ -247,6 +254,10 @@ def eval_cmd(
     for k in keys:
         if any(k in r for r in rows.values()):
             table.add_row(k, *[str(r.get(k, "")) for r in rows.values()])
+    for i, b in enumerate(budgets):
+        table.add_row(f"answer_hit @{b} chars (mean)", *[
+            f"{r['answer_budgets'][i]['answer_hit']} ({r['answer_budgets'][i]['answer_chars_mean']})" for r in rows.values()
+        ])
     console.print(table)
 
 

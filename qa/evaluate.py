@@ -101,7 +101,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def write_corpus(ds: Dataset, folder: Path) -> None:
+    """One article per paragraph; articles of an earlier run in the same folder are removed
+    (a kept index re-used for another set must not keep the old set's paragraphs)."""
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.md"):
+        if old.name not in ds.docs:
+            old.unlink()
     for name, (title, context) in ds.docs.items():
         safe_title = title.replace('"', "'").replace("\n", " ")
         (folder / name).write_text(f'---\ntitle: "{safe_title}"\n---\n\n{context}\n', encoding="utf-8")
@@ -131,6 +136,7 @@ def evaluate(
     limit: int | None = None,
     progress: bool = False,
     keep_index: Path | None = None,
+    answer_budgets: tuple[int, ...] = (),
 ) -> dict:
     from qa.assistant import Assistant
 
@@ -145,7 +151,7 @@ def evaluate(
         unans = load_squad(unanswerable, limit, prefix="u").questions if unanswerable else []
         results = {}
         for method in methods:
-            results[method] = run_method(bot, ds.questions, unans, method, progress)
+            results[method] = run_method(bot, ds.questions, unans, method, progress, answer_budgets)
         out = {
             "dataset": str(dataset),
             "questions": len(ds.questions),
@@ -169,8 +175,15 @@ def evaluate(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_method(bot, questions: list[Question], unanswerable: list[Question], method: str, progress: bool) -> dict:
+def run_method(
+    bot, questions: list[Question], unanswerable: list[Question], method: str, progress: bool,
+    answer_budgets: tuple[int, ...] = (),
+) -> dict:
+    """Rank, answer and abstain as ``/ask`` does.  ``answer_budgets``: extra answer length
+    budgets to report answer-hit for (a short answer for chat, say), with the same retrieval."""
     relevance: list[list[bool]] = []
+    budget_hits = {b: 0 for b in answer_budgets}
+    budget_lengths: dict[int, list[int]] = {b: [] for b in answer_budgets}
     ans_hits = 0
     lengths: list[int] = []
     latencies: list[float] = []
@@ -190,6 +203,10 @@ def run_method(bot, questions: list[Question], unanswerable: list[Question], met
         else:
             lengths.append(len(re.sub(r"\[\d+\]", "", ans.answer)))
             ans_hits += answer_hit(q, ans.answer)
+            for b in answer_budgets:
+                short = bot.ask(q.question, top_k=5, method=method, answer_chars=b).answer
+                budget_lengths[b].append(len(re.sub(r"\[\d+\]", "", short)))
+                budget_hits[b] += answer_hit(q, short)
         bar.advance()
     abstained = 0
     for q in unanswerable:
@@ -209,6 +226,12 @@ def run_method(bot, questions: list[Question], unanswerable: list[Question], met
             "refused_answerable": round(refused / n, 4),
         }
     )
+    if answer_budgets:
+        out["answer_budgets"] = [
+            {"budget": b, "answer_hit": round(budget_hits[b] / n, 4),
+             "answer_chars_mean": round(statistics.mean(budget_lengths[b]), 1) if budget_lengths[b] else 0.0}
+            for b in answer_budgets
+        ]
     if unanswerable:
         out["abstained_unanswerable"] = round(abstained / len(unanswerable), 4)
         out["unanswerable_questions"] = len(unanswerable)

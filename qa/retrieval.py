@@ -2,12 +2,13 @@
 
 Dense retrieval finds paraphrases; BM25 over bigrams and whole identifiers
 finds names, versions and commands the model blurs (``kubectl``, ``1.28``).
-Reciprocal rank fusion needs no score calibration between the two, which is
-why it is the default.
+The two are mixed by weighted score fusion (see ``fuse``), then the best few
+are re-scored by how well their best pair of sentences covers the question.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,15 @@ from qa.store import ChunkRow, IndexReader
 
 METHODS = ("hybrid", "dense", "lexical")
 STUB_PENALTY = 0.5
+# Re-scoring of the best fused candidates by their best two-sentence window: a
+# question usually paraphrases one or two sentences, and among passages of the same
+# article the one holding those sentences is the one to cite.  On CMRC 2018 dev
+# with the zh-tech corpus as distractors (600-character passages): hit@1 0.962 -> 0.973;
+# DRCD dev 0.928 -> 0.953 (bench/quality.py).
+RERANK_DEPTH = 10
+WINDOW_SENTENCES = 2
+WINDOW_WEIGHT = 0.6
+_SENT_SPLIT_RE = re.compile(r"(?<=[。！？；!?;…])|\n")
 
 
 @dataclass
@@ -26,6 +36,7 @@ class Hit:
     dense: float | None = None
     lexical: float | None = None
     coverage: float = 0.0  # IDF-weighted share of question tokens found in the passage
+    window: float = 0.0  # the same, for the passage's best window of two sentences
     confidence: float = 0.0
 
 
@@ -42,6 +53,18 @@ def make_query(text: str) -> Query:
 
 def coverage(query: Query, text: str) -> float:
     return lexical.term_coverage(query.terms, lexical.fold(text))
+
+
+def window_coverage(query: Query, folded_text: str, size: int = WINDOW_SENTENCES) -> float:
+    """Best coverage of the question's terms by ``size`` consecutive sentences."""
+    if not query.terms:
+        return 0.0
+    sents = [x for x in _SENT_SPLIT_RE.split(folded_text) if x.strip()]
+    if len(sents) <= size:
+        return lexical.term_coverage(query.terms, folded_text)
+    return max(
+        lexical.term_coverage(query.terms, "".join(sents[i : i + size])) for i in range(len(sents) - size + 1)
+    )
 
 
 def fuse(
@@ -107,7 +130,7 @@ def search(
     dscore = dict(dense)
     lscore = dict(lex)
     # only the best few need their rows (stubs are demoted, so fetch some spares)
-    best = sorted(fused, key=lambda c: -fused[c])[: 2 * max(k, 1) + 5]
+    best = sorted(fused, key=lambda c: -fused[c])[: max(2 * max(k, 1) + 5, RERANK_DEPTH)]
     rows = reader.chunks(best)
     hits = []
     for cid in best:
@@ -118,6 +141,10 @@ def search(
         if row.is_stub:
             f *= STUB_PENALTY
         hits.append(Hit(row, f, dscore.get(cid), lscore.get(cid)))
+    hits.sort(key=lambda h: -h.fused)
+    for h in hits[:RERANK_DEPTH]:
+        h.window = window_coverage(query, lexical.fold(h.chunk.text))
+        h.fused += WINDOW_WEIGHT * h.window
     hits.sort(key=lambda h: -h.fused)
     hits = hits[: max(k, 1)]
     for h in hits:

@@ -184,7 +184,9 @@ def test_over_long_lines_are_cut_at_the_hard_limit(edge):
     assert sum(b - a for a, b in code) >= 15_000  # nothing dropped: the pieces cover the whole line
     sentence = _rows(index, "SELECT length(c.text) FROM chunks c JOIN documents d ON d.id=c.doc_id "
                             "WHERE d.path='long-sentence.md'")
-    assert len(sentence) >= 20 and max(r[0] for r in sentence) <= ChunkerConfig().size
+    size = ChunkerConfig().size  # one endless sentence is cut into passages of at most the target size
+    assert max(r[0] for r in sentence) <= size and sum(r[0] for r in sentence) >= len(LONG_SENTENCE.strip()) - 10
+    assert len(sentence) >= len(LONG_SENTENCE.strip()) // size
 
 
 def test_megabyte_single_line_chunks_quickly_with_hard_cuts(tmp_path):
@@ -398,9 +400,11 @@ def torch_ref():
     from qa.embeddings import Embedder
 
     saved = os.environ.pop("QA_BACKEND", None)
+    os.environ["QA_BACKEND"] = "torch"
     try:
         ref = Embedder("default", Settings(precision="float32"))
     finally:
+        os.environ.pop("QA_BACKEND", None)
         if saved is not None:
             os.environ["QA_BACKEND"] = saved
     assert ref.backend == "torch"
@@ -422,4 +426,54 @@ def test_backend_vectors_match_torch(backend, torch_ref, monkeypatch):
     p = (emb.encode_passages(BACKEND_TEXTS) * ref.encode_passages(BACKEND_TEXTS)).sum(1)
     q = (emb.encode_queries(BACKEND_TEXTS) * ref.encode_queries(BACKEND_TEXTS)).sum(1)
     assert p.min() >= 0.99 and q.min() >= 0.99, (p, q)
+    if backend != "onnx-int8":  # the float32 graphs are the same vectors, not approximations
+        assert p.min() >= 0.99999 and q.min() >= 0.99999, (p, q)
     assert emb.vector_identity == ref.identity + (":int8" if backend == "onnx-int8" else "")
+
+
+LEAN_PROBE = r"""
+import json, sys
+from qa.config import Settings
+from qa.embeddings import Embedder
+emb = Embedder("default", Settings(precision="float32"))
+texts = json.loads(sys.argv[1])
+tok = emb._runner.tokenizer(["passage: " + t for t in texts])
+print(json.dumps({
+    "runner": type(emb._runner).__name__,
+    "heavy_imports": sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules),
+    "ids": [[int(i) for i, m in zip(row, mask) if m] for row, mask in zip(tok["input_ids"], tok["attention_mask"])],
+    "passages": emb.encode_passages(texts).tolist(),
+    "queries": emb.encode_queries(texts).tolist(),
+}))
+"""
+
+
+def test_default_backend_starts_lean_once_exported(torch_ref):
+    """With the default ONNX backend, a process that finds the exported graph loads neither torch nor
+    sentence-transformers (that is what makes a server start in seconds), and still produces the very
+    token ids of the transformers tokenizer and the float32 vectors of torch, long texts (truncated at
+    512 tokens) and odd characters included."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from qa.config import Settings
+    from qa.embeddings import Embedder
+
+    pytest.importorskip("onnxruntime")
+    env = {k: v for k, v in os.environ.items() if k != "QA_BACKEND"}
+    Embedder("default", Settings(precision="float32"))  # exports the graph if this machine has not yet
+    texts = BACKEND_TEXTS + ["长文本" * 400, "ＡＢＣ　全角 Ｔｅｓｔ", "é😀 emoji ñ", "  "]
+    out = subprocess.run([sys.executable, "-c", LEAN_PROBE, json.dumps(texts)], capture_output=True, text=True,
+                         env=env, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["runner"] == "LeanRunner" and got["heavy_imports"] == []
+    hf = torch_ref.model.tokenizer(["passage: " + t for t in texts], truncation=True, max_length=512)["input_ids"]
+    assert got["ids"] == hf
+    assert max(len(i) for i in got["ids"]) == 512
+    p = (np.array(got["passages"]) * torch_ref.encode_passages(texts)).sum(1)
+    q = (np.array(got["queries"]) * torch_ref.encode_queries(texts)).sum(1)
+    assert p.min() >= 0.99999 and q.min() >= 0.99999, (p, q)
