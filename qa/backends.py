@@ -17,13 +17,22 @@ Why not sentence-transformers' own ``backend="onnx"``: in ST 6.2 it needs
 
 Only models whose sentence-transformers pipeline is Transformer -> mean Pooling
 (-> Normalize) are exported; anything else falls back to torch with a warning.
+
+Once a local model folder has been exported, later processes skip
+sentence-transformers and torch altogether (:func:`load_lean`): the folder's JSON
+files give the prompts, pooling and sequence length, the ``tokenizers`` library
+reads ``tokenizer.json`` (the very file the transformers fast tokenizer wraps),
+and ONNX Runtime runs the graph.  Importing sentence-transformers costs about
+7 s and torch 2 s on the 2-core machine; the lean path loads in well under one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -179,7 +188,7 @@ def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Ru
         return None
     try:
         if backend in ("onnx", "onnx-int8"):
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401  (only to give a clear error when missing)
         else:
             import openvino as ov
     except ImportError as exc:
@@ -189,11 +198,7 @@ def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Ru
         ) from exc
     onnx_file = ensure_exported(embedder.model, path, settings.cache_dir, int8=backend == "onnx-int8")
     if backend in ("onnx", "onnx-int8"):
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        session = ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+        session = _ort_session(onnx_file, threads, bool(getattr(settings, "onnx_spin", False)))
 
         def run(ids, mask):
             return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
@@ -211,3 +216,130 @@ def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Ru
             with lock:  # one infer request: serialise callers
                 return np.array(request.infer({"input_ids": ids, "attention_mask": mask})[0], copy=True)
     return Runner(embedder.model, run, backend)
+
+
+# ---- the lean path: no torch, no sentence-transformers ----------------------------------------
+
+_OTHER_POOLING = ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
+                  "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken")
+
+
+@dataclass
+class FolderConfig:
+    """What running a Transformer -> mean Pooling (-> Normalize) folder needs."""
+
+    tokenizer_file: Path
+    dim: int
+    max_length: int
+    lowercase: bool
+    pad_token: str
+    prompts: dict[str, str] = field(default_factory=dict)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def read_folder(path: str) -> FolderConfig | None:
+    """The folder's pipeline from its JSON files, or None when it is not one the lean path runs."""
+    folder = Path(path)
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
+            return None
+        base = folder / modules[0].get("path", "")
+        pooling = _read_json(folder / modules[1]["path"] / "config.json")
+        if not pooling.get("pooling_mode_mean_tokens") or any(pooling.get(k) for k in _OTHER_POOLING):
+            return None
+        if pooling.get("include_prompt") is False:
+            return None  # the exported graph pools over the prompt tokens too
+        sbert = _read_json(base / "sentence_bert_config.json") or _read_json(folder / "sentence_bert_config.json")
+        tok_cfg = _read_json(base / "tokenizer_config.json")
+        st_cfg = _read_json(folder / "config_sentence_transformers.json")
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    tokenizer_file = base / "tokenizer.json"
+    if not tokenizer_file.exists():
+        return None
+    max_length = int(sbert.get("max_seq_length") or 512)
+    model_max = tok_cfg.get("model_max_length")
+    if isinstance(model_max, int) and 0 < model_max < max_length:
+        max_length = model_max
+    pad = tok_cfg.get("pad_token") or "<pad>"
+    if isinstance(pad, dict):
+        pad = pad.get("content", "<pad>")
+    return FolderConfig(
+        tokenizer_file=tokenizer_file,
+        dim=int(pooling["word_embedding_dimension"]),
+        max_length=max_length,
+        lowercase=bool(sbert.get("do_lower_case", False)),
+        pad_token=str(pad),
+        prompts=dict(st_cfg.get("prompts") or {}),
+    )
+
+
+class LeanRunner(Runner):
+    """A Runner whose tokenizer is the ``tokenizers`` library on the folder's tokenizer.json."""
+
+    def __init__(self, cfg: FolderConfig, run, backend: str):
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(cfg.tokenizer_file))
+        tok.enable_truncation(max_length=cfg.max_length)
+        pad_id = tok.token_to_id(cfg.pad_token)
+        tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=cfg.pad_token)
+        self._tok = tok
+        self.tokenizer = self._tokenize
+        self.max_length = cfg.max_length
+        self.prompts = cfg.prompts
+        self.lowercase = cfg.lowercase
+        self.dim = cfg.dim
+        self._run = run
+        self.backend = backend
+
+    def _tokenize(self, batch: list[str], **_: object) -> dict[str, np.ndarray]:
+        if self.lowercase:
+            batch = [t.lower() for t in batch]
+        enc = self._tok.encode_batch(batch)
+        return {"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64)}
+
+
+def _ort_session(onnx_file: Path, threads: int, spin: bool = False):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    # Spinning keeps idle threads hot between calls: good for one lone caller, but under
+    # concurrent requests it burns the cores that other questions need (bench/load.py:
+    # 16 clients 51 -> 59 QPS without it, one client ~5 ms slower).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
+
+
+def load_lean(path: str, cache_dir: Path, backend: str, threads: int, spin: bool = False) -> LeanRunner | None:
+    """An ONNX Runtime runner for an already exported local folder, or None (load it the slow way)."""
+    if backend not in ("onnx", "onnx-int8") or not Path(path).is_dir():
+        return None
+    cfg = read_folder(path)
+    if cfg is None:
+        return None
+    onnx_file = export_dir(path, cache_dir) / (INT8_FILE if backend == "onnx-int8" else FP32_FILE)
+    if not onnx_file.exists():
+        return None
+    try:
+        session = _ort_session(onnx_file, threads, spin)
+    except ImportError:
+        return None
+    except Exception as exc:  # a truncated export, say: the slow path exports it again
+        log.warning("cannot load %s (%s): exporting again", onnx_file, exc)
+        onnx_file.unlink(missing_ok=True)
+        return None
+
+    def run(ids, mask):
+        return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+    return LeanRunner(cfg, run, backend)

@@ -33,11 +33,18 @@ class Settings(BaseSettings):
     )
     device: str = "cpu"
     precision: str = Field("auto", description="auto | float32 | bfloat16")
-    threads: int = Field(0, description="torch threads; 0 = number of cores")
+    threads: int = Field(0, description="threads per embedding call (torch / ONNX Runtime); 0 = number of cores")
+    backend: str | None = Field(
+        None, description="embedding runtime: onnx (default), onnx-int8, openvino or torch (see qa/embeddings.py)"
+    )
+    onnx_spin: bool = Field(
+        False, description="let ONNX Runtime threads spin between calls: ~5 ms faster for a lone question, "
+        "fewer questions per second under concurrent load (bench/load.py)",
+    )
     batch_size: int = 32
 
     # chunking
-    chunk_size: int = Field(350, ge=50, le=4000, description="target passage length in characters")
+    chunk_size: int = Field(600, ge=50, le=4000, description="target passage length in characters")
     chunk_hard_limit: int = Field(1500, ge=100, description="a code block/table longer than this is cut on lines")
     chunk_overlap_sentences: int = Field(1, ge=0, le=5)
 
@@ -47,7 +54,7 @@ class Settings(BaseSettings):
     rrf_k: int = 60
     fusion: str = Field("weighted", description="weighted (normalised score mix) | rrf (reciprocal rank fusion)")
     dense_weight: float = Field(0.45, ge=0, le=1, description="share of the dense score in weighted fusion")
-    answer_chars: int = Field(300, ge=40, le=4000, description="answer length budget (characters)")
+    answer_chars: int = Field(280, ge=40, le=4000, description="answer length budget (characters)")
     min_confidence: float = Field(0.5, description="below this calibrated score the answer abstains")
     base_url: str | None = Field(None, description="base URL that article paths are joined to for links")
 

@@ -56,8 +56,12 @@ def _converter():
     return conv
 
 
+@lru_cache(maxsize=32768)
 def fold(text: str) -> str:
-    """Width, case and script folding used for matching (never for display)."""
+    """Width, case and script folding used for matching (never for display).
+
+    Cached: a server folds the same popular passages and their sentences for question
+    after question (about 50 folds per question, 4 ms uncached)."""
     text = unicodedata.normalize("NFKC", text).lower()
     if re.search(f"[{CJK}]", text):
         text = _converter().convert(text)
