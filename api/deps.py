@@ -15,13 +15,14 @@ import logging
 import os
 import threading
 import time
-from typing import Annotated, Callable, TypeVar
+from typing import Annotated, Callable, Literal, TypeVar
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from api.batching import BatchingEmbedder
 from api.errors import APIError
+from api.schemas import AskRequest
 from qa.assistant import Assistant
 from qa.config import Settings
 from qa.store import IndexMismatch, IndexNotFound, generation_number
@@ -35,16 +36,6 @@ def cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):
         return os.cpu_count() or 1
-
-
-def _torch_threads(n: int) -> None:
-    """Split the cores among the embedding workers. Intra-op threads of one short query buy
-    little, and on a busy machine OpenMP threads spinning for a core make one query take
-    seconds instead of milliseconds (measured: 2.2 s with 2 threads vs 80 ms with 1 under load)."""
-    import torch
-
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
 
 
 class AssistantHolder:
@@ -96,8 +87,12 @@ class AssistantHolder:
                 return
             workers = self.settings.embed_workers or cores()
             # questions are embedded concurrently (by the workers, or by the request threads when
-            # batching is off): one torch thread each, unless the workers are fewer than the cores
-            _torch_threads(max(1, (self.settings.threads or cores()) // workers))
+            # batching is off): one torch thread each, unless the workers are fewer than the cores.
+            # Intra-op threads of one short query buy little, and on a busy machine OpenMP threads
+            # spinning for a core make one query take seconds (measured: 2.2 s with 2 threads vs
+            # 80 ms with 1 under load).
+            if hasattr(emb, "set_threads"):
+                emb.set_threads(max(1, (self.settings.threads or cores()) // workers))
             if self.settings.embed_batch_max <= 1:
                 emb._qa_unbatched = True
                 return
@@ -198,11 +193,11 @@ class AssistantHolder:
                 emb.close()
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_holder(request: Request) -> AssistantHolder:
+async def get_holder(request: Request) -> AssistantHolder:
     return request.app.state.holder
 
 
@@ -219,3 +214,28 @@ async def get_assistant(request: Request) -> Assistant:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 HolderDep = Annotated[AssistantHolder, Depends(get_holder)]
 AssistantDep = Annotated[Assistant, Depends(get_assistant)]
+
+
+async def ask_query(
+    q: Annotated[str, Query(min_length=1, max_length=2000, description="The question.")],
+    top_k: Annotated[int, Query(ge=1, le=50, description="How many passages to cite.")] = 5,
+    collection: Annotated[str | None, Query(max_length=200, description="Only search this collection.")] = None,
+    method: Literal["hybrid", "dense", "lexical"] = "hybrid",
+) -> AskRequest:
+    """GET /ask and /ask/stream take POST /ask's body as query parameters, with the same checks."""
+    try:
+        return AskRequest(question=q, top_k=top_k, collection=collection, method=method)
+    except ValueError as exc:
+        raise APIError(422, "invalid_question", "question is empty or only whitespace") from exc
+
+
+AskQueryDep = Annotated[AskRequest, Depends(ask_query)]
+
+
+def check_length(req: AskRequest, settings: Settings) -> None:
+    """QA_MAX_QUESTION_CHARS may be stricter than the schema's 2000-character cap."""
+    if len(req.question) > settings.max_question_chars:
+        raise APIError(
+            422, "question_too_long",
+            f"question is {len(req.question)} characters long; the limit is {settings.max_question_chars}",
+        )

@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from qa.check import check_index
 from qa.store import DB_NAME, current_generation

@@ -8,11 +8,9 @@ API keys and rate limits are applied to this router by ``api.main`` (:mod:`api.s
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Query
-
-from api.deps import AssistantDep, HolderDep, SettingsDep
+from api.deps import AskQueryDep, AssistantDep, HolderDep, SettingsDep, check_length
 from api.errors import APIError, ErrorResponse
 from api.schemas import AskRequest
 from qa.assistant import QuestionError
@@ -31,11 +29,7 @@ POST_ERRORS = {
 
 
 async def _answer(bot, holder, settings, req: AskRequest) -> Answer:
-    if len(req.question) > settings.max_question_chars:
-        raise APIError(
-            422, "question_too_long",
-            f"question is {len(req.question)} characters long; the limit is {settings.max_question_chars}",
-        )
+    check_length(req, settings)
     holder.admit()
     try:
         question = bot.validate(req.question)
@@ -57,18 +51,6 @@ async def ask_post(req: AskRequest, bot: AssistantDep, holder: HolderDep, settin
 
 
 @router.get("/ask", response_model=Answer, responses=ERRORS)
-async def ask_get(
-    bot: AssistantDep,
-    holder: HolderDep,
-    settings: SettingsDep,
-    q: Annotated[str, Query(min_length=1, max_length=2000, description="The question.")],
-    top_k: Annotated[int, Query(ge=1, le=50)] = 5,
-    collection: Annotated[str | None, Query(max_length=200)] = None,
-    method: Literal["hybrid", "dense", "lexical"] = "hybrid",
-) -> Answer:
+async def ask_get(bot: AssistantDep, holder: HolderDep, settings: SettingsDep, req: AskQueryDep) -> Answer:
     """Same as POST /ask, for links and quick curl checks."""
-    try:
-        req = AskRequest(question=q, top_k=top_k, collection=collection, method=method)
-    except ValueError as exc:
-        raise APIError(422, "invalid_question", "question is empty or only whitespace") from exc
     return await _answer(bot, holder, settings, req)

@@ -20,13 +20,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from api.deps import HolderDep, SettingsDep
+from api.deps import AskQueryDep, HolderDep, SettingsDep, check_length
 from api.errors import APIError, ErrorResponse
 from api.security import AUTH_RESPONSES, PROTECTED
 from qa.assistant import Assistant, QuestionError
@@ -128,20 +127,11 @@ async def _events(bot: Assistant, question: str, top_k: int, method: str, collec
         503: {"model": ErrorResponse, "description": "no index built yet"},
     },
 )
-async def ask_stream(
-    holder: HolderDep,
-    settings: SettingsDep,
-    q: Annotated[str, Query(min_length=1, max_length=2000, description="The question.")],
-    top_k: Annotated[int, Query(ge=1, le=50)] = 5,
-    collection: Annotated[str | None, Query(max_length=200)] = None,
-    method: Literal["hybrid", "dense", "lexical"] = "hybrid",
-) -> StreamingResponse:
+async def ask_stream(holder: HolderDep, settings: SettingsDep, req: AskQueryDep) -> StreamingResponse:
     """Like ``GET /ask``, as server-sent events: ``progress`` (searching, composing) then ``answer`` (the Answer JSON)."""
     bot = holder.get()  # 503 as JSON before any event when there is no index
-    question = q.strip()
-    if len(question) > settings.max_question_chars:
-        raise APIError(422, "question_too_long",
-                       f"question is {len(question)} characters long; the limit is {settings.max_question_chars}")
+    check_length(req, settings)
+    question, top_k, method, collection = req.question, req.top_k, req.method, req.collection
     try:
         question = bot.validate(question)
     except QuestionError as exc:
