@@ -38,6 +38,15 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def single_threaded_faiss() -> None:
+    """A server searches one question per call, in parallel worker threads: FAISS's OpenMP team
+    buys nothing for one query over a flat index and its spinning threads take the cores the
+    other questions need."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
 class AssistantHolder:
     """Opens the index on first use so the server can start before `qa ingest` has run."""
 
@@ -114,6 +123,7 @@ class AssistantHolder:
 
         lex = threading.Thread(target=lexical.warm, name="qa-warm-lexical", daemon=True)
         lex.start()
+        single_threaded_faiss()
         bot = self.get()
         lex.join()
         bot.ask("Kubernetes 是什么？")

@@ -487,9 +487,9 @@ def render_section(r: dict) -> str:
         f"({ix['vector_bytes_per_passage']} for the float32 vector, the rest ids); "
         f"{ix['disk_bytes'] / 1e6:.1f} MB in all. The FAISS vectors are read into memory (qa/store.py); "
         "faiss 1.15 can map this index type instead (`IO_FLAG_MMAP_IFC`: ~0 MB at load, pages shared "
-        "between processes), a one-line change in `IndexReader`. The server's memory is mostly the model: "
-        "measured separately, importing torch and sentence-transformers ~450 MB, loading the model "
-        "+~1 GB, jieba and OpenCC +~150 MB; the index adds ~1.5 KB per passage.",
+        "between processes), a one-line change in `IndexReader`. The server's memory is mostly the model "
+        "(the float32 ONNX graph and ONNX Runtime's buffers; `onnx-int8` saves ~60 MB) plus jieba and "
+        "OpenCC (~150 MB); the index adds ~1.5 KB per passage. torch is not loaded by the server.",
         "",
         "The last row asks the same 20 questions over and over: the query-embedding cache answers them, "
         "so it measures everything but the model (HTTP, auth, search, composition, logging).",
@@ -506,33 +506,27 @@ def render_section(r: dict) -> str:
 NOTES = [
     "Notes:",
     "",
-    "* The clients run on the same 2 cores as the server, and the machine is shared with other work: "
-    "the 1-minute load average before each level is in the table (2.0 = both cores busy). On a busy "
-    "machine every number here is worse than on a dedicated one.",
-    "* Where the time goes (pyinstrument, single client, small test index): the query embedding, one "
-    "forward pass of multilingual-e5-small, is ~97% of an answer (~87% in the transformer layers, the "
-    "rest sentence-transformers' tokenising and pooling); search ~4 ms and question analysis ~2 ms. "
-    "Nothing is loaded per request: model, index, jieba and OpenCC are loaded at start-up, and the "
-    "warm-up answers one question before `/readyz` turns 200.",
-    "* Questions that arrive together are embedded together (`api/batching.py`): one embedding "
-    "worker per core, each running torch single-threaded, takes every question queued while it was "
-    "busy, so a lone request never waits and 16 clients share a few forward passes. Single-threaded "
-    "torch matters on a busy machine: with 2 OpenMP threads per forward pass, threads spinning for a "
-    "core made one question take ~2.2 s instead of ~80 ms (measured under load). Search and "
-    "composition run on a worker pool (`QA_WORKER_THREADS`, default 2 × cores), never on the event loop.",
-    "* Where the server's CPU goes at 16 clients (py-spy, active samples, before uvloop/httptools were "
-    "added): transformer forward 58%, tokenising/pooling 4%, search 16% (FTS5 BM25 10%, FAISS flat scan "
-    "4%, rows 1%), event loop + uvicorn + HTTP parsing 18%, answer composition 1%, logging and metrics "
-    "< 0.5%. uvloop and httptools (now dependencies, used by uvicorn automatically) cut the HTTP share: "
-    "the repeated-questions row, which is mostly HTTP, went from 40 to 55-66 QPS on the busy machine.",
-    "* Tried and rejected (16 clients, same machine state): 2 torch threads per embedding worker "
-    "(`QA_EMBED_WORKERS=1`): 2 QPS, p50 5 s, OpenMP spinning; a 5 ms linger to fill batches "
-    "(`QA_EMBED_BATCH_MS=5`): no better than 1 ms (22.6 vs 24.2 QPS). The ONNX Runtime backend in "
-    "progress elsewhere (`QA_BACKEND=onnx QA_THREADS=1`) gave a lower single-client p50 (71 vs 97 ms in "
-    "that run) but no more throughput at 16 clients, and +0.5 GB RSS.",
+    "* The clients run on the same 2 cores as the server: the 1-minute load average before each level "
+    "is in the table (2.0 = both cores busy). At 64 clients the driver alone takes about half a core.",
+    "* Where the time goes for one new question (idle machine, in-process timings): the query embedding "
+    "~16 ms (ONNX Runtime float32; torch took 46 ms), search ~6 ms (FTS5 BM25, FAISS flat scan, window "
+    "re-scoring), composition < 1 ms, HTTP ~3 ms. Nothing is loaded per request: model, index, jieba and "
+    "OpenCC are loaded at start-up, and the warm-up answers one question before `/readyz` turns 200.",
+    "* Questions that arrive together are embedded together (`api/batching.py`): a free embedding worker "
+    "takes every question queued while it was busy, so a lone request never waits and 16 clients share a "
+    "few forward passes. Search and composition run on a worker pool (`QA_WORKER_THREADS`, default "
+    "2 x cores), never on the event loop.",
+    "* Idle threads do not spin: ONNX Runtime's intra-op threads (`QA_ONNX_SPIN=false`) and FAISS's "
+    "OpenMP team (the server searches single-threaded). Spinning threads took the cores other questions "
+    "needed: 16 clients went from 51 to 59 QPS without ONNX Runtime spinning and to 65 QPS (p99 437 ms) "
+    "with single-threaded FAISS too; one client pays ~5 ms for it.",
+    "* Variants (same machine, same hour; bench/results/load-onnx-int8*.json): `QA_BACKEND=onnx-int8` "
+    "77.1 QPS / p99 395 ms at 16 clients, single client p50 28.4 ms; with `QA_ONNX_SPIN=true` single "
+    "client p50 23.3 ms but 16 clients p99 590 ms. Tried and rejected: fewer threads "
+    "(`QA_WORKER_THREADS=2 QA_EMBED_WORKERS=1`): 47 QPS at 16 clients.",
     "* Beyond `QA_MAX_PENDING` questions in flight the server answers 503 with Retry-After instead of "
-    "queueing without bound; none of the levels here reaches it. At 64 clients the queue is ~3 s deep "
-    "(64 clients / ~20 QPS), and the driver, on the same 2 cores, adds its own delays to the tail.",
+    "queueing without bound; none of the levels here reaches it. At 64 clients the queue is over a "
+    "second deep and the tail grows to seconds (no errors): the machine is past its capacity.",
 ]
 
 
