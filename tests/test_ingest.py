@@ -159,3 +159,25 @@ def test_sigkill_at_any_step_leaves_the_served_index_intact(corpus, index):
     bot = Assistant.open(index, settings=make_settings(index))
     assert "14 天" in bot.ask("日志保留多久？").answer
     assert result["counts"]["documents"] == 4  # one added, one removed: no duplicates, no orphans
+
+
+def test_mapped_vectors_search_like_read_ones_and_survive_removal(tmp_path):
+    """The served FAISS file is memory-mapped (shared by every process serving the generation):
+    results equal a normal read, and a generation folder removed by a later ingest keeps answering
+    in a server that still has it open."""
+    import faiss
+    import numpy as np
+
+    from qa.ann import build_index
+    from qa.store import map_faiss
+
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((500, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    path = tmp_path / "vectors.faiss"
+    faiss.write_index(build_index(vecs, np.arange(500) * 7), str(path))
+    mapped, read = map_faiss(path), faiss.read_index(str(path))
+    q = vecs[:20] + 0.05 * rng.standard_normal((20, 32)).astype(np.float32)
+    assert np.array_equal(mapped.search(q, 10)[1], read.search(q, 10)[1])
+    path.unlink()
+    assert np.array_equal(mapped.search(q, 10)[1], read.search(q, 10)[1])
