@@ -54,7 +54,8 @@ class AssistantHolder:
         self.settings = settings
         self.metrics = metrics
         self._bot: Assistant | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # held while the index and model load (seconds)
+        self._warm_lock = threading.Lock()  # never held for long: /readyz takes it on the event loop
         self.error: str | None = None
         self.ready = False
         self.warming = False
@@ -133,8 +134,11 @@ class AssistantHolder:
                  bot.reader.generation, bot.reader.n_chunks)
 
     def warm_in_background(self) -> None:
-        """Start warming unless it is running or done; /readyz says 503 until it is done."""
-        with self._lock:
+        """Start warming unless it is running or done; /readyz says 503 until it is done.
+
+        Called from /readyz on the event loop, so it must not wait for ``_lock``, which
+        ``get()`` holds while the model loads: that stalled every request for the whole warm-up."""
+        with self._warm_lock:
             if self.ready or (self._warm_thread is not None and self._warm_thread.is_alive()):
                 return
             self.warming = True

@@ -316,6 +316,38 @@ def test_readyz_is_503_while_warming_then_200(built_index):
     app.state.holder.close()
 
 
+def test_readiness_probe_does_not_wait_for_the_model_load(built_index):
+    """/readyz runs on the event loop and calls warm_in_background(); while the model loads, get()
+    holds the loading lock for seconds. The probe must not wait for that lock: it used to, and froze
+    every request (health checks included) for the whole warm-up."""
+    from api.deps import AssistantHolder
+
+    holder = AssistantHolder(make_settings(built_index))
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load():  # what get() does during Assistant.open: hold the lock for a while
+        with holder._lock:
+            loading.set()
+            release.wait(10)
+
+    t = threading.Thread(target=slow_load)
+    t.start()
+    try:
+        loading.wait(5)
+        started = time.perf_counter()
+        holder.warm_in_background()
+        assert time.perf_counter() - started < 0.5
+        assert holder.warming and not holder.ready
+    finally:
+        release.set()
+        t.join()
+    deadline = time.time() + 60
+    while time.time() < deadline and not holder.ready:
+        time.sleep(0.05)
+    assert holder.ready and holder.loaded is not None
+    holder.close()
+
+
 def test_readyz_explains_a_missing_index(tmp_path):
     with _client(tmp_path / "nothing-here") as c:
         deadline = time.time() + 10

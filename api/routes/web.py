@@ -25,7 +25,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from api.deps import AskQueryDep, HolderDep, SettingsDep, check_length
+from api.deps import AskQueryDep, AssistantDep, SettingsDep, check_length
 from api.errors import APIError, ErrorResponse
 from api.security import AUTH_RESPONSES, PROTECTED
 from qa.assistant import Assistant, QuestionError
@@ -127,9 +127,9 @@ async def _events(bot: Assistant, question: str, top_k: int, method: str, collec
         503: {"model": ErrorResponse, "description": "no index built yet"},
     },
 )
-async def ask_stream(holder: HolderDep, settings: SettingsDep, req: AskQueryDep) -> StreamingResponse:
+async def ask_stream(bot: AssistantDep, settings: SettingsDep, req: AskQueryDep) -> StreamingResponse:
     """Like ``GET /ask``, as server-sent events: ``progress`` (searching, composing) then ``answer`` (the Answer JSON)."""
-    bot = holder.get()  # 503 as JSON before any event when there is no index
+    # the dependency loads the index off the event loop, or answers 503 as JSON before any event
     check_length(req, settings)
     question, top_k, method, collection = req.question, req.top_k, req.method, req.collection
     try:
