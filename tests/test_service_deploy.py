@@ -97,6 +97,13 @@ def test_dockerfile_copies_only_existing_sources_and_materialises_the_model():
     from qa.config import Settings
 
     assert "cache_dir" in Settings.model_fields
+    export_run = next(a for i, a in ins if i == "RUN" and "get_embedder" in a)  # the ONNX export, at build time
+    compile(re.search(r'python -c "(.+)"', export_run).group(1), "<dockerfile>", "exec")
+    runs = [a for i, a in ins if i == "RUN"]
+    assert runs.index(model_run) < runs.index(export_run)
+    from qa.embeddings import DEFAULT_BACKEND, get_embedder  # noqa: F401
+
+    assert DEFAULT_BACKEND == "onnx"
     env = " ".join(a for i, a in ins if i == "ENV")
     assert "HF_HUB_OFFLINE=1" in env and "QA_CACHE_DIR=" in env  # offline, model where the build put it
 
