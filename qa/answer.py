@@ -9,11 +9,10 @@ every claim can be checked against its citation.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 from qa import lexical
-from qa.chunks import SENT_END_RE
+from qa.chunks import split_sentences
 from qa.retrieval import Hit, Query
 
 NOT_COVERED = "文章中没有找到这个问题的答案（The articles do not cover this question）。"
@@ -38,31 +37,6 @@ class Sentence:
     end: int
     text: str
     score: float = 0.0
-
-
-# A line break ends a sentence only before a blank line, a list item, a table row or
-# a heading; hard-wrapped prose (common in Chinese posts) continues across lines.
-BREAK_RE = re.compile(r"\n(?=\s*\n|\s*(?:[-*+]|\d+[.)])\s|\s*\||\s*#)|\n+$")
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    spans = []
-    s = 0
-    for m in re.finditer(rf"{SENT_END_RE.pattern}|{BREAK_RE.pattern}", text):
-        if m.end() > s:
-            spans.append((s, m.end()))
-            s = m.end()
-    if s < len(text):
-        spans.append((s, len(text)))
-    out = []
-    for a, b in spans:
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b > a:
-            out.append((a, b))
-    return out
 
 
 def display(sentence: str) -> str:

@@ -27,6 +27,34 @@ CONTENT_CHAR_RE = re.compile(r"[\w\u4e00-\u9fff]")
 STUB_RE = re.compile(r"^(待补充|待完善|TODO|TBD|未完待续|敬请期待|略)[。.！!…\s]*$", re.I)
 
 
+# A line break ends a sentence only before a blank line, a list item, a table row or
+# a heading; hard-wrapped prose (common in Chinese posts) continues across lines.
+BREAK_RE = re.compile(r"\n(?=\s*\n|\s*(?:[-*+]|\d+[.)])\s|\s*\||\s*#)|\n+$")
+SENTENCE_BOUNDARY_RE = re.compile(rf"{SENT_END_RE.pattern}|{BREAK_RE.pattern}")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """[start, end) spans of the sentences of a passage, whitespace trimmed: what answers quote
+    and what retrieval's re-scoring windows are made of."""
+    spans = []
+    s = 0
+    for m in SENTENCE_BOUNDARY_RE.finditer(text):
+        if m.end() > s:
+            spans.append((s, m.end()))
+            s = m.end()
+    if s < len(text):
+        spans.append((s, len(text)))
+    out = []
+    for a, b in spans:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            out.append((a, b))
+    return out
+
+
 @dataclass(frozen=True)
 class ChunkerConfig:
     size: int = 600

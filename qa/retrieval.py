@@ -8,12 +8,12 @@ are re-scored by how well their best pair of sentences covers the question.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from qa import lexical
+from qa.chunks import split_sentences
 from qa.store import ChunkRow, IndexReader
 
 METHODS = ("hybrid", "dense", "lexical")
@@ -26,7 +26,6 @@ STUB_PENALTY = 0.5
 RERANK_DEPTH = 10
 WINDOW_SENTENCES = 2
 WINDOW_WEIGHT = 0.6
-_SENT_SPLIT_RE = re.compile(r"(?<=[。！？；!?;…])|\n")
 
 
 @dataclass
@@ -59,7 +58,7 @@ def window_coverage(query: Query, folded_text: str, size: int = WINDOW_SENTENCES
     """Best coverage of the question's terms by ``size`` consecutive sentences."""
     if not query.terms:
         return 0.0
-    sents = [x for x in _SENT_SPLIT_RE.split(folded_text) if x.strip()]
+    sents = [folded_text[a:b] for a, b in split_sentences(folded_text)]
     if len(sents) <= size:
         return lexical.term_coverage(query.terms, folded_text)
     return max(
