@@ -101,8 +101,7 @@ class AssistantHolder:
             # Intra-op threads of one short query buy little, and on a busy machine OpenMP threads
             # spinning for a core make one query take seconds (measured: 2.2 s with 2 threads vs
             # 80 ms with 1 under load).
-            if hasattr(emb, "set_threads"):
-                emb.set_threads(max(1, (self.settings.threads or cores()) // workers))
+            emb.set_threads(max(1, (self.settings.threads or cores()) // workers))
             if self.settings.embed_batch_max <= 1:
                 emb._qa_unbatched = True
                 return

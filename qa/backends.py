@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,13 +154,27 @@ def ensure_exported(model, path: str, cache_dir: Path, int8: bool) -> Path:
     return target
 
 
-class Runner:
-    """Tokenise with the sentence-transformers tokenizer, run the exported graph."""
+Tokenize = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
 
-    def __init__(self, model, run, backend: str):
-        self.tokenizer = model.tokenizer
-        self.max_length = int(getattr(model, "max_seq_length", None) or 512)
-        self.prompts = dict(getattr(model, "prompts", {}) or {})
+
+def hf_tokenizer(model) -> Tokenize:
+    """The sentence-transformers model's own (transformers) tokenizer, padded and truncated."""
+    tok = model.tokenizer
+    max_length = int(getattr(model, "max_seq_length", None) or 512)
+
+    def tokenize(batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        t = tok(batch, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+        return t["input_ids"].astype(np.int64), t["attention_mask"].astype(np.int64)
+
+    return tokenize
+
+
+class Runner:
+    """Tokenise, run the exported graph, return the vectors in the callers' order."""
+
+    def __init__(self, tokenize: Tokenize, prompts: dict[str, str], run, backend: str):
+        self.tokenize = tokenize
+        self.prompts = dict(prompts or {})
         self._run = run
         self.backend = backend
 
@@ -169,9 +184,7 @@ class Runner:
         order = np.argsort([-len(t) for t in texts], kind="stable")
         parts = []
         for i in range(0, len(texts), max(1, batch_size)):
-            batch = [texts[j] for j in order[i : i + batch_size]]
-            tok = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
-            parts.append(self._run(tok["input_ids"].astype(np.int64), tok["attention_mask"].astype(np.int64)))
+            parts.append(self._run(*self.tokenize([texts[j] for j in order[i : i + batch_size]])))
         vecs = np.concatenate(parts).astype(np.float32, copy=False)
         out = np.empty_like(vecs)
         out[order] = vecs
@@ -215,7 +228,7 @@ def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Ru
         def run(ids, mask):
             with lock:  # one infer request: serialise callers
                 return np.array(request.infer({"input_ids": ids, "attention_mask": mask})[0], copy=True)
-    return Runner(embedder.model, run, backend)
+    return Runner(hf_tokenizer(embedder.model), getattr(embedder.model, "prompts", {}), run, backend)
 
 
 # ---- the lean path: no torch, no sentence-transformers ----------------------------------------
@@ -279,31 +292,32 @@ def read_folder(path: str) -> FolderConfig | None:
     )
 
 
+def file_tokenizer(cfg: FolderConfig) -> Tokenize:
+    """The ``tokenizers`` library on the folder's tokenizer.json: what the transformers fast
+    tokenizer wraps, without importing transformers."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(cfg.tokenizer_file))
+    tok.enable_truncation(max_length=cfg.max_length)
+    pad_id = tok.token_to_id(cfg.pad_token)
+    tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=cfg.pad_token)
+
+    def tokenize(batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if cfg.lowercase:
+            batch = [t.lower() for t in batch]
+        enc = tok.encode_batch(batch)
+        return (np.array([e.ids for e in enc], dtype=np.int64),
+                np.array([e.attention_mask for e in enc], dtype=np.int64))
+
+    return tokenize
+
+
 class LeanRunner(Runner):
-    """A Runner whose tokenizer is the ``tokenizers`` library on the folder's tokenizer.json."""
+    """A Runner loaded from the folder's files alone (no torch, no sentence-transformers)."""
 
     def __init__(self, cfg: FolderConfig, run, backend: str):
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_file(str(cfg.tokenizer_file))
-        tok.enable_truncation(max_length=cfg.max_length)
-        pad_id = tok.token_to_id(cfg.pad_token)
-        tok.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=cfg.pad_token)
-        self._tok = tok
-        self.tokenizer = self._tokenize
-        self.max_length = cfg.max_length
-        self.prompts = cfg.prompts
-        self.lowercase = cfg.lowercase
+        super().__init__(file_tokenizer(cfg), cfg.prompts, run, backend)
         self.dim = cfg.dim
-        self._run = run
-        self.backend = backend
-
-    def _tokenize(self, batch: list[str], **_: object) -> dict[str, np.ndarray]:
-        if self.lowercase:
-            batch = [t.lower() for t in batch]
-        enc = self._tok.encode_batch(batch)
-        return {"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64)}
 
 
 def _ort_session(onnx_file: Path, threads: int, spin: bool = False):

@@ -57,8 +57,8 @@ DEFAULT_BACKEND = "onnx"
 
 
 def backend_setting(settings: Settings) -> str:
-    """``settings.backend`` when the settings object has one, else ``QA_BACKEND``."""
-    value = getattr(settings, "backend", None) or os.environ.get("QA_BACKEND") or DEFAULT_BACKEND
+    """QA_BACKEND (``Settings.backend``), checked, or the default."""
+    value = settings.backend or DEFAULT_BACKEND
     value = value.strip().lower()
     if value not in BACKENDS:
         raise ModelError(f"unknown QA_BACKEND {value!r}: use one of {', '.join(BACKENDS)}")

@@ -437,11 +437,11 @@ from qa.config import Settings
 from qa.embeddings import Embedder
 emb = Embedder("default", Settings(precision="float32"))
 texts = json.loads(sys.argv[1])
-tok = emb._runner.tokenizer(["passage: " + t for t in texts])
+ids, mask = emb._runner.tokenize(["passage: " + t for t in texts])
 print(json.dumps({
     "runner": type(emb._runner).__name__,
     "heavy_imports": sorted(m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules),
-    "ids": [[int(i) for i, m in zip(row, mask) if m] for row, mask in zip(tok["input_ids"], tok["attention_mask"])],
+    "ids": [[int(i) for i, m in zip(row, keep) if m] for row, keep in zip(ids, mask)],
     "passages": emb.encode_passages(texts).tolist(),
     "queries": emb.encode_queries(texts).tolist(),
 }))
