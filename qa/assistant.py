@@ -112,11 +112,25 @@ class Assistant:
         collection: str | None = None,
         answer_chars: int | None = None,
     ) -> Answer:
+        """Retrieve, then answer: the two steps callers that need the hits in between
+        (the stream's progress event, ``qa eval``) run themselves."""
         t0 = time.perf_counter()
         question = self.validate(question)
+        hits, timings = self.retrieve(question, top_k or self.settings.top_k, method, collection)
+        return self.answer(question, hits, timings=timings, answer_chars=answer_chars, started=t0)
+
+    def answer(
+        self,
+        question: str,
+        hits: list[Hit],
+        timings: Timings | None = None,
+        answer_chars: int | None = None,
+        started: float | None = None,
+    ) -> Answer:
+        """The answer to ``question`` from already ranked ``hits`` (no second retrieval)."""
+        t0 = started if started is not None else time.perf_counter()
+        timings = timings or Timings()
         reader = self.reader
-        top_k = top_k or self.settings.top_k
-        hits, timings = self.retrieve(question, top_k, method, collection)
         tc = time.perf_counter()
         best = max((h.confidence for h in hits[:3]), default=0.0)
         abstained = best < self.settings.min_confidence
@@ -135,6 +149,7 @@ class Assistant:
             question=question,
             answer=text,
             abstained=abstained,
+            status="not_covered" if abstained else "answered",
             confidence=round(best, 4),
             citations=citations,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),

@@ -193,8 +193,8 @@ def run_method(
     bar = _progress(progress, f"eval {method}", len(questions) + len(unanswerable))
     for q in questions:
         t = time.perf_counter()
-        hits, _ = bot.retrieve(q.question, top_k=10, method=method)
-        ans = bot.ask(q.question, top_k=5, method=method)
+        hits, timings = bot.retrieve(q.question, top_k=10, method=method)
+        ans = bot.answer(q.question, hits[:5], timings)
         latencies.append((time.perf_counter() - t) * 1000)
         relevance.append([passage_hit(q, h.chunk.doc_path, h.chunk.text) for h in hits])
         conf_answerable.append(ans.confidence)
@@ -204,7 +204,7 @@ def run_method(
             lengths.append(len(re.sub(r"\[\d+\]", "", ans.answer)))
             ans_hits += answer_hit(q, ans.answer)
             for b in answer_budgets:
-                short = bot.ask(q.question, top_k=5, method=method, answer_chars=b).answer
+                short = bot.answer(q.question, hits[:5], answer_chars=b).answer
                 budget_lengths[b].append(len(re.sub(r"\[\d+\]", "", short)))
                 budget_hits[b] += answer_hit(q, short)
         bar.advance()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+AnswerStatus = Literal["answered", "not_covered", "stub"]
 
 
 class Scores(BaseModel):
@@ -46,6 +50,11 @@ class Answer(BaseModel):
     question: str
     answer: str
     abstained: bool
+    status: AnswerStatus = Field(
+        "answered",
+        description="answered; not_covered (the articles do not answer it, same as abstained); "
+        "stub (the best section exists but is not written yet)",
+    )
     confidence: float = Field(description="calibrated 0..1 confidence that the articles answer the question")
     citations: list[Citation]
     took_ms: float

@@ -98,15 +98,14 @@ def _sse(event: str, data: dict) -> bytes:
 async def _events(bot: Assistant, question: str, top_k: int, method: str, collection: str | None) -> AsyncIterator[bytes]:
     """progress(searching) → progress(composing, passages) → answer, or a final ``error`` event.
 
-    The retrieval is run once on its own so the page can say how many passages were found while
-    the answer is composed; ``ask`` repeats it (milliseconds once the model is warm) to keep the
-    answer identical to ``/ask``'s.
+    The retrieval runs once; the page is told how many passages were found while the answer is
+    composed from those same hits (identical to ``/ask``'s answer).
     """
     try:
         yield _sse("progress", {"stage": "searching"})
-        hits, _ = await run_in_threadpool(bot.retrieve, question, top_k, method, collection)
+        hits, timings = await run_in_threadpool(bot.retrieve, question, top_k, method, collection)
         yield _sse("progress", {"stage": "composing", "passages": len(hits)})
-        answer = await run_in_threadpool(bot.ask, question, top_k, method, collection)
+        answer = await run_in_threadpool(bot.answer, question, hits, timings)
         yield _sse("answer", answer.model_dump(mode="json"))
     except QuestionError as exc:
         yield _sse("error", {"error": {"code": "invalid_question", "message": str(exc)}})
