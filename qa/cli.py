@@ -210,19 +210,28 @@ def stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
 
 @app.command("eval")
 def eval_cmd(
-    dataset: Annotated[Path, typer.Argument(help="SQuAD-format JSON, e.g. ../shared/data/cmrc2018/cmrc2018_dev.json")],
-    distractors: Annotated[Optional[Path], typer.Option(help="Folder of articles added to the same index as distractors.")] = None,
-    unanswerable: Annotated[Optional[Path], typer.Option(help="SQuAD file whose questions are NOT indexed: they should abstain.")] = None,
+    dataset: Annotated[Path, typer.Argument(help="SQuAD-format JSON (e.g. ../shared/data/cmrc2018/cmrc2018_dev.json) or real-question JSONL (bench/data/real-questions.jsonl).")],
+    distractors: Annotated[Optional[Path], typer.Option(help="SQuAD: folder of articles added to the same index as distractors.")] = None,
+    unanswerable: Annotated[Optional[Path], typer.Option(help="SQuAD: file whose questions are NOT indexed: they should abstain.")] = None,
+    corpus: Annotated[Optional[list[str]], typer.Option("--corpus", help="Real set: NAME=DIR for each corpus the set names (repeat), e.g. --corpus seed=corpus --corpus zhtech=../shared/data/zh-tech-corpus.")] = None,
+    index: Annotated[Optional[Path], typer.Option("--index", "-i", help="Ask this existing index as is, read-only (nothing ingested): one with the real set's collections, or one an earlier --keep-index run built for the same SQuAD file.")] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated: hybrid,dense,lexical (default: the production path).")] = "hybrid",
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (and N unanswerable).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (and N unanswerable; real set: N of each kind).")] = None,
     model: ModelOpt = None,
     chunk_size: Annotated[Optional[int], typer.Option(help="Target passage length.")] = None,
     answer_chars: Annotated[Optional[int], typer.Option(help="Answer length budget.")] = None,
-    keep_index: Annotated[Optional[Path], typer.Option(help="Build the evaluation index here and keep it.")] = None,
+    keep_index: Annotated[Optional[Path], typer.Option(help="Build the evaluation index here and keep it (a later run with the same folder only ingests what changed).")] = None,
     answer_budgets: Annotated[str, typer.Option(help="Extra answer budgets to score too, e.g. 145 for chat-sized answers.")] = "",
+    per_question: Annotated[bool, typer.Option("--per-question", help="Real set, with --json: keep every question's answer and facts in the output.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Measure passage hit@k/MRR, answer-hit, answer length, latency and abstention on a QA set."""
+    """Measure passage hit@k/MRR, answer-hit, lead-sentence hit, answer-hit@80, meta openings,
+    latency and abstention on a SQuAD set or a real-question set.
+
+    Records that cannot be used (empty or over-long questions, answers not in their context,
+    duplicate ids, malformed lines) are skipped and listed under `skipped`, never fatal.
+    """
+    from qa.evalsets import DatasetError
     from qa.evaluate import evaluate
 
     settings = _settings(None, model, chunk_size=chunk_size, answer_chars=answer_chars)
@@ -234,20 +243,47 @@ def eval_cmd(
         _fail(f"--answer-budgets takes comma-separated numbers of characters, not {answer_budgets!r}")
     if any(b < 40 for b in budgets):
         _fail("--answer-budgets: each budget must be at least 40 characters")
-    result = evaluate(
-        dataset, settings, methods=[m.strip() for m in methods.split(",") if m.strip()],
-        distractors=distractors, unanswerable=unanswerable, limit=limit,
-        progress=not json_out and sys.stderr.isatty(), keep_index=keep_index, answer_budgets=budgets,
-    )
+    if index is not None and keep_index is not None:
+        _fail("--index asks an existing index as is; --keep-index builds one: give one of them")
+    if index is not None and not index.is_dir():
+        _fail(f"--index {index}: no such folder")
+    corpora = {}
+    for item in corpus or []:
+        name, sep, folder = item.partition("=")
+        if not sep or not name.strip() or not folder.strip():
+            _fail(f"--corpus takes NAME=DIR, not {item!r}")
+        if not Path(folder).is_dir():
+            _fail(f"--corpus {item}: {folder} is not a folder")
+        corpora[name.strip()] = Path(folder)
+    from qa.store import IndexMismatch, IndexNotFound
+
+    try:
+        result = evaluate(
+            dataset, settings, methods=[m.strip() for m in methods.split(",") if m.strip()],
+            distractors=distractors, unanswerable=unanswerable, limit=limit,
+            progress=not json_out and sys.stderr.isatty(), keep_index=keep_index, answer_budgets=budgets,
+            corpora=corpora, index=index,
+        )
+    except (DatasetError, IndexNotFound, IndexMismatch) as exc:
+        _fail(str(exc), 1)
+    rows = result.get("methods") or {result["method"]: result}
+    if not per_question:
+        for r in rows.values():
+            r.pop("per_question", None)
     if json_out:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return
     from rich.table import Table
 
-    rows = result.get("methods") or {result["method"]: result}
-    keys = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "answer_hit", "answer_chars_mean",
-            "latency_ms_p50", "latency_ms_p95", "refused_answerable", "abstained_unanswerable"]
-    table = Table(title=f"{dataset.name}: {result['questions']} questions, {result['index']['passages']} passages")
+    keys = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "file_hit@1", "answer_hit", "lead_sentence_hit",
+            "answer_hit@80", "meta_first_sentence", "answer_chars_mean", "latency_ms_p50", "latency_ms_p95",
+            "refused_answerable", "abstained_unanswerable", "stub_status", "stub_section_cited", "answers_given",
+            "answers_with_diagram_source", "answers_with_lone_fence", "answers_with_dangling_colon"]
+    passages = result["index"].get("passages")
+    title = f"{dataset.name}: {result['questions']} questions"
+    if result.get("format") == "real":
+        title += f" (+{result['unanswerable_questions']} unanswerable, {result['stub_questions']} stub)"
+    table = Table(title=f"{title}, {passages} passages")
     table.add_column("metric")
     for m in rows:
         table.add_column(m, justify="right")
@@ -259,6 +295,9 @@ def eval_cmd(
             f"{r['answer_budgets'][i]['answer_hit']} ({r['answer_budgets'][i]['answer_chars_mean']})" for r in rows.values()
         ])
     console.print(table)
+    if result["skipped_count"]:
+        reasons = ", ".join(f"{v} {k}" for k, v in result["skipped_by_reason"].items())
+        console.print(f"[yellow]skipped {result['skipped_count']} record(s):[/] {reasons} (details under `skipped` in --json)")
 
 
 @app.command()
