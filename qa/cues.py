@@ -41,6 +41,8 @@ _REFERENCE = re.compile(
     re.I,
 )
 _BARE_URL = re.compile(r"^\s*<*https?://\S+>*\s*$")
+# A link with only its title ("k8s 和 Docker 关系简单说明 <https://…>"), as in a 参考资料 list.
+_TITLED_LINK = re.compile(r"^[^。！？，,；;\n]{1,40}?\s*[:：]?\s*[<《(（\[]*\s*https?://\S+\s*[>》)）\]]*\s*$")
 
 # Figure captions and figure talk.
 _CAPTION = re.compile(
@@ -48,7 +50,7 @@ _CAPTION = re.compile(
     + r"(?:"
     r"(?:如|见|参见)?(?:上|下)图(?:是|为|所示|展示|显示|中展示|描述|说明|表示|给出)"
     r"|如(?:上|下)?图所示"
-    r"|(?:图|figure|fig\.?)\s*\d+(?:[-.]\d+)?\s*(?:[:：.．、]|是|为|展示|显示|说明|$)"
+    r"|(?:而|另外|同时)?(?:图|figure|fig\.?)\s*\d+(?:[-.]\d+)?\s*(?:[:：.．、]|是|为|展示|显示|说明|$)"
     r"|(?:注意|提示)?[，,：:]?\s*(?:大家)?(?:别|不要)把(?:这|那)?(?:幅|张|个)?图"
     r"|(?:我们)?(?:先|再|接下来|下面)?(?:来)?看(?:两|几|一)张.{0,8}图"
     r")",
@@ -76,7 +78,8 @@ def is_meta_sentence(text: str) -> bool:
     if not s:
         return False
     return bool(
-        _PREFACE.match(s) or _REFERENCE.match(s) or _BARE_URL.match(s) or _CAPTION.match(s) or _TOC.match(s)
+        _PREFACE.match(s) or _REFERENCE.match(s) or _BARE_URL.match(s) or _TITLED_LINK.match(s)
+        or _CAPTION.match(s) or _TOC.match(s)
     )
 
 

@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tests.conftest import free_port, start_server, stop_server
 
+pytestmark = [pytest.mark.model, pytest.mark.server]
+
 QUESTION = "Redis 缓存默认多久过期？"
 FACT = "30 分钟"
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = [pytest.mark.model]
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,6 +11,8 @@ import pytest
 from qa.evaluate import Question, answer_hit, load_squad, normalize_answer, passage_hit, ranking_metrics
 from tests.conftest import FIXTURES, ROOT, make_settings
 
+pytestmark = [pytest.mark.model]
+
 TINY = FIXTURES / "squad" / "tiny.json"
 
 

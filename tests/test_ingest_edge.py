@@ -27,6 +27,8 @@ from qa.ingest import IndexWriteError, ingest
 from qa.store import DB_NAME, current_generation
 from tests.conftest import FIXTURES, make_settings
 
+pytestmark = [pytest.mark.model]
+
 GOOD = "---\ntitle: 正常文章\n---\n\n# 正常文章\n\n这篇文章一切正常，用来确认坏文件不会影响其他文件的收录。\n"
 
 

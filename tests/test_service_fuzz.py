@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from tests.conftest import make_settings  # noqa: E402
 
+pytestmark = [pytest.mark.model, pytest.mark.server]
+
 KEY = "fuzz-key"
 MAX_EXAMPLES = 25
 
