@@ -53,11 +53,14 @@ def ingest(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep running: re-ingest whenever files change (Ctrl-C stops).")] = False,
     debounce: Annotated[int, typer.Option(help="With --watch: group changes for up to this many milliseconds.", min=0)] = 1000,
     poll: Annotated[bool, typer.Option(help="With --watch: poll instead of inotify (network file systems).")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr: a bar on a terminal, a line every ~10 s otherwise.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason (--json always does).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Read articles, split them into passages, embed them and publish a new index generation.
 
     Re-running only re-embeds new and changed files; the served index is replaced atomically.
+    Vectors reach the embedding cache as they are computed, so an interrupted run resumes.
     With --watch, runs again after every change (one JSON line per run with --json).
     """
     from qa.ingest import IngestLocked, ingest as run_ingest
@@ -69,7 +72,7 @@ def ingest(
         return
     try:
         report = run_ingest(
-            root, settings, collection=collection, rebuild=rebuild, progress=not json_out and sys.stderr.isatty(),
+            root, settings, collection=collection, rebuild=rebuild, progress="auto" if progress else False,
             wait=wait, follow_symlinks=follow_symlinks, use_cache=cache,
         )
     except IngestLocked as exc:
@@ -79,7 +82,7 @@ def ingest(
     if json_out:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         return
-    _print_ingest_report(report, settings)
+    _print_ingest_report(report, settings, verbose)
 
 
 def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, json_out) -> None:
@@ -122,20 +125,30 @@ def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, j
         err.print(f"stopped watching after {runs} run(s)")
 
 
-def _print_ingest_report(report, settings) -> None:
+def _print_ingest_report(report, settings, verbose: bool = True) -> None:
+    from collections import Counter
+
     if report.rebuild_reason:
         console.print(f"[yellow]full rebuild:[/] {report.rebuild_reason}")
     console.print(
         f"[bold]{report.root}[/] → {settings.index_dir}/ ({report.generation or 'nothing published'})\n"
-        f"  files: {report.files_seen} seen, {len(report.added)} added, {len(report.changed)} changed, "
-        f"{len(report.removed)} removed, {report.unchanged} unchanged, {len(report.skipped)} skipped\n"
+        f"  files: {len(report.indexed) + report.files_skipped} under the root: {len(report.indexed)} indexed "
+        f"({len(report.added)} added, {len(report.changed)} changed, {report.unchanged} unchanged), "
+        f"{report.files_skipped} skipped, {len(report.removed)} removed\n"
         f"  passages: {report.chunks_total} in index, {report.chunks_embedded} embedded, "
         f"{report.chunks_reused} reused ({report.chunks_cached} from cache)"
         + (f" ({report.chunks_per_second:.1f}/s)" if report.chunks_embedded else "")
         + f"\n  time: {report.seconds:.2f}s"
     )
-    for s in report.skipped:
-        console.print(f"  [yellow]skipped[/] {s['path']}: {s['reason']}")
+    if verbose:
+        for s in report.skipped:
+            console.print(f"  [yellow]skipped[/] {s['path']}: {s['reason']}")
+    elif report.skipped:
+        import re
+
+        # reasons without the per-file numbers, so that they group ("file too large (N bytes…)")
+        reasons = Counter(re.sub(r"\s*\(.*\)$", "", s["reason"]) for s in report.skipped)
+        console.print("  skipped: " + ", ".join(f"{n} {r}" for r, n in reasons.most_common()) + " (--verbose lists them)")
     for w in report.warnings:
         console.print(f"  [yellow]warning[/] {w['path']}: {w['warning']}")
 
@@ -148,24 +161,76 @@ def ask(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to cite.")] = 5,
     collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
     method: Annotated[str, typer.Option(help="hybrid | dense | lexical")] = "hybrid",
+    local: Annotated[bool, typer.Option("--local", help="Load the index here even when a `qa serve` for it is running.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say on stderr whether a running server or this process answered, and why.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Answer a question from the indexed articles, with numbered sources."""
+    """Answer a question from the indexed articles, with numbered sources.
+
+    When a `qa serve` for the same index is running (it writes INDEX/server.json) or
+    QA_SERVER_URL is set, the question is sent to it: no model or index load here.
+    """
     from qa.assistant import Assistant, QuestionError
     from qa.store import IndexMismatch, IndexNotFound
 
     settings = _settings(index, model)
-    try:
-        bot = Assistant.open(settings=settings)
-        ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
-    except (IndexNotFound, IndexMismatch, QuestionError) as exc:
-        _fail(str(exc), 2)
+    ans = None
+    if not local and model is None:
+        ans = _ask_server(question, top_k, method, collection, settings, verbose)
+    elif verbose:
+        err.print("answering here: " + ("--local" if local else "--model given (a server answers with its own model)"))
+    if ans is None:
+        try:
+            bot = Assistant.open(settings=settings)
+            ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
+        except (IndexNotFound, IndexMismatch, QuestionError) as exc:
+            _fail(str(exc), 2)
     if json_out:
         print(ans.model_dump_json(indent=2))
         return
     from qa.render import render_terminal
 
     render_terminal(ans, console)
+
+
+def _ask_server(question, top_k, method, collection, settings, verbose):
+    """The Answer from a running server for this index, or None (then it is answered here)."""
+    from qa.serverfile import find_server
+
+    found = find_server(settings.index_dir, settings.server_url)
+    if found.url is None:
+        if verbose:
+            err.print(f"loading the index here: {found.why}")
+        return None
+    import httpx
+
+    from qa.models import Answer
+
+    headers = {}
+    if settings.api_keys is not None:
+        keys = [k.strip() for k in settings.api_keys.get_secret_value().split(",") if k.strip()]
+        if keys:
+            headers["Authorization"] = f"Bearer {keys[0]}"
+    body = {"question": question, "top_k": top_k, "method": method, "collection": collection}
+    try:
+        resp = httpx.post(found.url + "/ask", json=body, headers=headers, timeout=httpx.Timeout(120, connect=2))
+    except httpx.HTTPError as exc:
+        if verbose:
+            err.print(f"loading the index here: the server at {found.url} failed ({exc})")
+        return None
+    if resp.status_code == 422:
+        try:
+            message = resp.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = resp.text
+        _fail(message, 2)
+    if resp.status_code != 200:
+        if verbose:
+            err.print(f"loading the index here: the server at {found.url} answered HTTP {resp.status_code}")
+        return None
+    if verbose:
+        err.print(f"answered by the server at {found.url} ({found.why})")
+    return Answer.model_validate(resp.json())
 
 
 @app.command()
@@ -180,13 +245,22 @@ def serve(
 
     import uvicorn
 
+    from qa.serverfile import remove_server_file, write_server_file
+
     settings = _settings(index)
     if index is not None:
         os.environ["QA_INDEX_DIR"] = str(index)
-    uvicorn.run(
-        "api.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-        workers=workers, log_level="info",
-    )
+    bind, at = host or settings.host, port or settings.port
+    # INDEX/server.json lets `qa ask` on this machine send its questions here
+    local_host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+    write_server_file(settings.index_dir, f"http://{local_host}:{at}")
+    try:
+        uvicorn.run(
+            "api.main:create_app", factory=True, host=bind, port=at,
+            workers=workers, log_level="info",
+        )
+    finally:
+        remove_server_file(settings.index_dir)
 
 
 @app.command()

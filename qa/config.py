@@ -42,6 +42,14 @@ class Settings(BaseSettings):
         "fewer questions per second under concurrent load (bench/load.py)",
     )
     batch_size: int = 32
+    embed_max_tokens: int = Field(
+        8192, ge=0, description="most padded tokens per embedding batch (rows x longest row); bounds "
+        "memory when passages are long; 0 = batch by count only (docs/ingest.md)",
+    )
+    onnx_arena: bool = Field(
+        False, description="keep ONNX Runtime's CPU memory arena: it never returns the largest buffers it "
+        "allocated, so peak memory stays at the largest batch ever run (docs/ingest.md)",
+    )
 
     # chunking
     chunk_size: int = Field(600, ge=50, le=4000, description="target passage length in characters")
@@ -62,6 +70,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_question_chars: int = 500
+    server_url: str | None = Field(
+        None, description="a running zh-qa server that `qa ask` sends questions to (else INDEX/server.json "
+        "written by `qa serve`, else the index is loaded in the process)",
+    )
 
     # ---- chat bots (api/bots, docs/bots.md) --------------------------------------------
     # A platform's webhook is mounted only when its secrets are set. Secrets are SecretStr so

@@ -28,6 +28,10 @@ class Citation(BaseModel):
     line_start: int = Field(description="1-based first source line")
     line_end: int
     collection: str = "default"
+    kind: Literal["text", "code", "table", "diagram"] = Field(
+        "text", description="what the passage is: prose (text), a code block, a table, or a diagram's source "
+        "(mermaid, plantuml, dot...: not prose, do not quote it as such)",
+    )
     low_confidence: bool = False
     highlights: list[list[int]] = Field(
         default_factory=list, description="[start, end) character ranges of the passage quoted in the answer"
