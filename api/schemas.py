@@ -11,7 +11,7 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"question": "k8s 和 Docker 是什么关系？", "top_k": 3}]})
 
     question: str = Field(min_length=1, max_length=2000, description="The question (Chinese or English).")
-    top_k: int = Field(5, ge=1, le=50, description="How many passages to cite.")
+    top_k: int = Field(5, ge=1, le=50, strict=True, description="How many passages to cite (a JSON integer; true or 3.0 is refused).")
     collection: str | None = Field(None, max_length=200, description="Only search this collection (default: all).")
     method: Literal["hybrid", "dense", "lexical"] = "hybrid"
 
