@@ -32,6 +32,7 @@ from qa.store import (
     connect,
     current_generation,
     fault_point,
+    remove_stale_temp,
 )
 
 log = logging.getLogger(__name__)
@@ -138,12 +139,15 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
     report = IngestReport(collection=collection, root=str(root))
     cfg = ChunkerConfig(settings.chunk_size, settings.chunk_hard_limit, settings.chunk_overlap_sentences)
 
+    remove_stale_temp(index_dir)  # a killed run's folder goes now, even if nothing is published
     prev_name = current_generation(index_dir)
     prev_meta: dict[str, str] = {}
+    prev_chunks = 0
     known: dict[str, tuple[int, str]] = {}
     if prev_name:
         pconn = connect(index_dir / prev_name / DB_NAME, readonly=True)
         prev_meta = _meta(pconn)
+        prev_chunks = int(pconn.execute("SELECT count(*) FROM chunks").fetchone()[0])
         known = {
             r[0]: (r[1], r[2])
             for r in pconn.execute(
@@ -212,6 +216,7 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
     report.removed = removed
     if not full and not docs and not removed:
         report.generation = prev_name
+        report.chunks_total = prev_chunks  # what the served index holds, not 0
         report.seconds = time.perf_counter() - t0
         return report
 

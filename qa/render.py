@@ -6,10 +6,15 @@ from qa.models import Answer
 
 
 def render_terminal(ans: Answer, console) -> None:
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
+
+    from qa.safetext import printable
+
+    def escape(text: str, keep: str = "") -> str:  # article text: no markup, no terminal escapes
+        return markup_escape(printable(text, keep))
 
     style = "yellow" if ans.abstained else "bold"
-    console.print(f"[{style}]{escape(ans.answer)}[/]")
+    console.print(f"[{style}]{escape(ans.answer, keep=chr(10))}[/]")
     if ans.citations:
         console.print()
         console.print("[dim]Sources:[/]")
