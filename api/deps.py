@@ -239,7 +239,7 @@ def _digits(value: object) -> object:
 
 async def ask_query(
     q: Annotated[str, Query(min_length=1, max_length=2000, description="The question.")],
-    top_k: Annotated[int, BeforeValidator(_digits), Query(ge=1, le=50, description="How many passages to cite.")] = 5,
+    top_k: Annotated[int, Query(ge=1, le=50, description="How many passages to cite."), BeforeValidator(_digits)] = 5,
     collection: Annotated[str | None, Query(max_length=200, description="Only search this collection.")] = None,
     method: Literal["hybrid", "dense", "lexical"] = "hybrid",
 ) -> AskRequest:

@@ -201,8 +201,30 @@ class Guard:
             )
 
 
+def _schema_without_security(app: FastAPI) -> None:
+    """Without QA_API_KEYS nothing needs a key: the OpenAPI schema must not claim otherwise
+    (clients and fuzzers would send keys, or expect 401s, for nothing)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for op in operations.values():
+                    if isinstance(op, dict):
+                        op.pop("security", None)
+                        op.get("responses", {}).pop("401", None)
+            schema.get("components", {}).pop("securitySchemes", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI, settings: Settings) -> Guard:
     app.state.guard = Guard.from_settings(settings)
+    if not app.state.guard.keys:
+        _schema_without_security(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # closed by default: no CORS headers at all, so browsers block cross-origin reads
         from fastapi.middleware.cors import CORSMiddleware
