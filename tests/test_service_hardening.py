@@ -168,6 +168,15 @@ def test_keep_alive_requests_are_not_cut_by_the_header_timer(served):
             time.sleep(1.2)
 
 
+def test_head_and_options_over_http(served):
+    with httpx.Client() as c:  # one kept-alive connection: a HEAD must leave it usable
+        head = c.head(served.url + "/healthz")
+        assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
+        opts = c.options(served.url + "/ask")
+        assert opts.status_code == 204 and "GET" in opts.headers["allow"] and "POST" in opts.headers["allow"]
+        assert c.get(served.url + "/healthz").json() == {"status": "ok"}
+
+
 def test_forwarded_for_from_localhost_is_ignored_by_default(served):
     """A forged X-Forwarded-For per request must not give a client a new rate-limit bucket."""
     codes = [httpx.get(served.url + "/stats", headers={"X-Forwarded-For": f"203.0.113.{i}"}, timeout=60).status_code
