@@ -27,7 +27,8 @@ stay open. Errors always have the shape `{"error": {"code": "...", "message": ".
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="zh-qa", version=__version__, description=DESCRIPTION)
+    # no redirect_slashes: "/static/app.js/" is a 404, never a redirect to a URL built from Host
+    app = FastAPI(title="zh-qa", version=__version__, description=DESCRIPTION, redirect_slashes=False)
     app.state.settings = settings
     m = metrics.install(app)
     holder = app.state.holder = AssistantHolder(settings, metrics=m)

@@ -35,8 +35,19 @@ def _settings(index: Path | None = None, model: str | None = None, **extra):
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {_t(message)}")
     raise typer.Exit(code)
+
+
+def _t(value) -> str:
+    """Outside text (file names, reasons, titles) for rich: control characters shown as escapes
+    (an ESC or a newline in a file name can neither colour the terminal nor forge a report
+    line), and no [markup]. JSON output needs neither: json.dumps escapes them."""
+    from rich.markup import escape
+
+    from qa.safetext import printable
+
+    return escape(printable(value))
 
 
 @app.command()
@@ -103,7 +114,7 @@ def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, j
             if json_out:
                 print(json.dumps({"error": str(outcome), "at": stamp}, ensure_ascii=False), flush=True)
             else:
-                err.print(f"[bold red]{stamp} ingest failed:[/] {outcome} (retrying in a few seconds or on the next change)")
+                err.print(f"[bold red]{stamp} ingest failed:[/] {_t(outcome)} (retrying in a few seconds or on the next change)")
             return
         if json_out:
             print(json.dumps(outcome.to_dict(), ensure_ascii=False), flush=True)
@@ -113,7 +124,7 @@ def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, j
             sys.stdout.flush()
 
     if not json_out:
-        err.print(f"watching {root}/ for changes (Ctrl-C to stop)")
+        err.print(f"watching {_t(root)}/ for changes (Ctrl-C to stop)")
     try:
         runs = run_watch(
             root, settings, collection=collection, debounce_ms=debounce, poll=poll,
@@ -131,7 +142,7 @@ def _print_ingest_report(report, settings, verbose: bool = True) -> None:
     if report.rebuild_reason:
         console.print(f"[yellow]full rebuild:[/] {report.rebuild_reason}")
     console.print(
-        f"[bold]{report.root}[/] → {settings.index_dir}/ ({report.generation or 'nothing published'})\n"
+        f"[bold]{_t(report.root)}[/] → {_t(settings.index_dir)}/ ({report.generation or 'nothing published'})\n"
         f"  files: {len(report.indexed) + report.files_skipped} under the root: {len(report.indexed)} indexed "
         f"({len(report.added)} added, {len(report.changed)} changed, {report.unchanged} unchanged), "
         f"{report.files_skipped} skipped, {len(report.removed)} removed\n"
@@ -142,15 +153,15 @@ def _print_ingest_report(report, settings, verbose: bool = True) -> None:
     )
     if verbose:
         for s in report.skipped:
-            console.print(f"  [yellow]skipped[/] {s['path']}: {s['reason']}")
+            console.print(f"  [yellow]skipped[/] {_t(s['path'])}: {_t(s['reason'])}")
     elif report.skipped:
         import re
 
         # reasons without the per-file numbers, so that they group ("file too large (N bytes…)")
         reasons = Counter(re.sub(r"\s*\(.*\)$", "", s["reason"]) for s in report.skipped)
-        console.print("  skipped: " + ", ".join(f"{n} {r}" for r, n in reasons.most_common()) + " (--verbose lists them)")
+        console.print("  skipped: " + ", ".join(f"{n} {_t(r)}" for r, n in reasons.most_common()) + " (--verbose lists them)")
     for w in report.warnings:
-        console.print(f"  [yellow]warning[/] {w['path']}: {w['warning']}")
+        console.print(f"  [yellow]warning[/] {_t(w['path'])}: {_t(w['warning'])}")
 
 
 @app.command()
@@ -245,6 +256,7 @@ def serve(
 
     import uvicorn
 
+    from api.server import uvicorn_options
     from qa.serverfile import remove_server_file, write_server_file
 
     settings = _settings(index)
@@ -255,9 +267,10 @@ def serve(
     local_host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
     write_server_file(settings.index_dir, f"http://{local_host}:{at}")
     try:
+        # header size and time limits, X-Forwarded-For only from QA_TRUSTED_PROXIES (api/server.py)
         uvicorn.run(
             "api.main:create_app", factory=True, host=bind, port=at,
-            workers=workers, log_level="info",
+            workers=workers, log_level="info", **uvicorn_options(settings),
         )
     finally:
         remove_server_file(settings.index_dir)
@@ -279,7 +292,7 @@ def stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
         return
     for k, v in info.items():
         if k != "last_ingest":
-            console.print(f"[bold]{k:>15}[/]: {v}")
+            console.print(f"[bold]{k:>15}[/]: {_t(v)}")
 
 
 @app.command("eval")
@@ -395,7 +408,12 @@ def check(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
         )
     else:
         for p in result["problems"]:
-            err.print(f"[red]problem:[/] {p}")
+            err.print(f"[red]problem:[/] {_t(p)}")
+    for name in result.get("leftover_temp") or ():
+        err.print(
+            f"[yellow]warning:[/] {_t(settings.index_dir)}/{_t(name)} is left over from an interrupted ingest "
+            "(not served; the next `qa ingest` removes it)"
+        )
     if not result["ok"]:
         raise typer.Exit(1)
 

@@ -33,6 +33,7 @@ from qa.store import (
     connect,
     current_generation,
     fault_point,
+    remove_stale_temp,
 )
 
 log = logging.getLogger(__name__)
@@ -184,12 +185,15 @@ def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, u
     report = IngestReport(collection=collection, root=str(root))
     cfg = ChunkerConfig(settings.chunk_size, settings.chunk_hard_limit, settings.chunk_overlap_sentences)
 
+    remove_stale_temp(index_dir)  # a killed run's folder goes now, even if nothing is published
     prev_name = current_generation(index_dir)
     prev_meta: dict[str, str] = {}
+    prev_chunks = 0
     known: dict[str, tuple[int, str]] = {}
     if prev_name:
         pconn = connect(index_dir / prev_name / DB_NAME, readonly=True)
         prev_meta = _meta(pconn)
+        prev_chunks = int(pconn.execute("SELECT count(*) FROM chunks").fetchone()[0])
         known = {
             r[0]: (r[1], r[2])
             for r in pconn.execute(
@@ -273,6 +277,7 @@ def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, u
         report.removed = removed
         if build is None and not full and not removed:
             report.generation = prev_name
+            report.chunks_total = prev_chunks  # what the served index holds, not 0
             report.seconds = time.perf_counter() - t0
             return report
         if build is None:

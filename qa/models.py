@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator
 
 AnswerStatus = Literal["answered", "not_covered", "stub"]
 
@@ -18,11 +20,14 @@ class Scores(BaseModel):
 
 class Citation(BaseModel):
     n: int = Field(description="the marker number used in the answer text: [n]")
-    title: str
+    title: str = Field(description="the article's title, plain text (any HTML in it is text, not markup)")
     path: str = Field(description="source file, relative to the working directory when possible")
-    url: str | None = None
-    heading: str = Field(description="heading path, e.g. 'A > B'")
-    text: str = Field(description="the passage, exactly as in the cleaned article")
+    url: str | None = Field(
+        None, description="the article's link: an absolute http(s) URL, or null (other schemes such as "
+        "javascript: are never returned)",
+    )
+    heading: str = Field(description="heading path, e.g. 'A > B', plain text")
+    text: str = Field(description="the passage, exactly as in the cleaned article; plain text, not HTML")
     start: int = Field(description="character offset of the passage in the cleaned article body")
     end: int
     line_start: int = Field(description="1-based first source line")
@@ -38,6 +43,20 @@ class Citation(BaseModel):
     )
     scores: Scores
 
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, v: str | None) -> str | None:
+        """Article front matter is untrusted: a consumer may put the URL in a link as it is."""
+        if v is None:
+            return None
+        try:
+            parts = urlsplit(v.strip())
+        except ValueError:
+            return None
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(ord(c) < 32 for c in v):
+            return None
+        return v.strip()
+
 
 class IndexInfo(BaseModel):
     generation: str
@@ -51,8 +70,11 @@ class Timings(BaseModel):
 
 
 class Answer(BaseModel):
+    """Every text field (question, answer, titles, headings, passages) is plain text: render it
+    as text (escaped), never as HTML or markup."""
+
     question: str
-    answer: str
+    answer: str = Field(description="the extractive answer with [n] markers; plain text")
     abstained: bool
     status: AnswerStatus = Field(
         "answered",

@@ -7,12 +7,17 @@ from qa.models import Answer
 
 
 def render_terminal(ans: Answer, console) -> None:
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
+
+    from qa.safetext import printable
+
+    def escape(text: str, keep: str = "") -> str:  # article text: no markup, no terminal escapes
+        return markup_escape(printable(text, keep))
 
     style = "yellow" if ans.abstained or ans.status == "stub" else "bold"
     if ans.status == "stub":
         console.print("[yellow]✎ stub: the section exists but is not written yet[/]")
-    console.print(f"[{style}]{escape(ans.answer)}[/]")
+    console.print(f"[{style}]{escape(ans.answer, keep=chr(10))}[/]")
     if ans.citations:
         console.print()
         console.print("[dim]Sources:[/]")
