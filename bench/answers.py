@@ -52,7 +52,7 @@ KEYS = {"real": REAL_KEYS, "cmrc": CMRC_KEYS}
 def run_real(args, settings) -> dict:
     from qa.evaluate import evaluate
 
-    corpora = {"seed": ROOT / "corpus", "zhtech": ZHTECH}
+    corpora = {"seed": ROOT / "corpus", "zhtech": args.zhtech}
     if args.real_index:
         return evaluate(REAL, settings, corpora=corpora, index=args.real_index, progress=sys.stderr.isatty())
     return evaluate(REAL, settings, corpora=corpora, keep_index=args.real_keep, progress=sys.stderr.isatty())
@@ -61,7 +61,7 @@ def run_real(args, settings) -> dict:
 def run_cmrc(args, settings) -> dict:
     from qa.evaluate import evaluate
 
-    return evaluate(CMRC, settings, distractors=ZHTECH, unanswerable=XQUAD, limit=args.cmrc_limit,
+    return evaluate(CMRC, settings, distractors=args.zhtech, unanswerable=XQUAD, limit=args.cmrc_limit,
                     keep_index=args.cmrc_keep, progress=sys.stderr.isatty())
 
 
@@ -94,6 +94,9 @@ def table(new: dict, old: dict | None = None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="real,cmrc", help="comma-separated: real, cmrc")
+    ap.add_argument("--zhtech", type=Path, default=ZHTECH,
+                    help="the zh-tech corpus folder (or a folder holding some of its sub-corpora, same layout): "
+                         "the real set's second corpus and CMRC's distractors")
     ap.add_argument("--real-index", type=Path, default=None, help="existing index with collections seed and zhtech (read-only)")
     ap.add_argument("--real-keep", type=Path, default=Path("/work/idx/eval-real/index"), help="where to build/keep the real-set index")
     ap.add_argument("--cmrc-keep", type=Path, default=Path("/work/idx/eval-cmrc/index"), help="where to build/keep the CMRC+distractors index")
@@ -101,7 +104,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "answers.json")
     ap.add_argument("--compare", type=Path, default=None, help="an earlier answers.json to compare with")
     args = ap.parse_args()
-    for need in (REAL, ZHTECH):
+    for need in (REAL, args.zhtech):
         if not need.exists():
             sys.exit(f"{need} not found")
 
@@ -127,9 +130,9 @@ def main() -> None:
         "settings": settings.model_dump(include={"model", "backend", "chunk_size", "answer_chars", "min_confidence",
                                                  "fusion", "dense_weight", "candidates"}),
         "commands": {
-            "real": "qa eval bench/data/real-questions.jsonl --corpus seed=corpus --corpus zhtech=../shared/data/zh-tech-corpus "
+            "real": f"qa eval bench/data/real-questions.jsonl --corpus seed=corpus --corpus zhtech={args.zhtech} "
                     + (f"--index {args.real_index}" if args.real_index else f"--keep-index {args.real_keep}") + " --json",
-            "cmrc": "qa eval ../shared/data/cmrc2018/cmrc2018_dev.json --distractors ../shared/data/zh-tech-corpus "
+            "cmrc": f"qa eval ../shared/data/cmrc2018/cmrc2018_dev.json --distractors {args.zhtech} "
                     f"--unanswerable ../shared/data/xquad/xquad.zh.json --keep-index {args.cmrc_keep}"
                     + (f" --limit {args.cmrc_limit}" if args.cmrc_limit else "") + " --json",
         },

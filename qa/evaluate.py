@@ -445,7 +445,7 @@ def evaluate_real(
         keep = []
         for q in rs.questions:
             if q.corpus and (q.corpus, q.file) not in docs:
-                rs.skipped.append({"id": q.qid, "where": "index", "reason": f"file not in the index: {q.file}"})
+                rs.skipped.append({"id": q.qid, "where": f"index ({q.file})", "reason": "file not in the index"})
             else:
                 keep.append(q)
         rs.questions = keep
