@@ -34,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("QA_BENCH_DATA") or ROOT.parent / "shared" / "data")  # CMRC, XQuAD, zh-tech
 REAL = ROOT / "bench" / "data" / "real-questions.jsonl"
 CMRC = DATA / "cmrc2018" / "cmrc2018_dev.json"
 XQUAD = DATA / "xquad" / "xquad.zh.json"

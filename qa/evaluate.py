@@ -133,8 +133,7 @@ def evaluate(
         build = ({"seconds": 0.0, "passages": None, "distractor_files": None, "reused": str(index)} if index
                  else build_eval_index(ds, eval_settings, index_dir, distractors, progress))
         bot = Assistant.open(index_dir, settings=eval_settings)
-        if index:
-            build["passages"] = bot.reader.n_chunks
+        build["passages"] = bot.reader.n_chunks  # what is searched (an unchanged re-ingest reports 0)
         skipped = [dict(s, set="dataset") for s in ds.skipped]
         unans: list[Question] = []
         if unanswerable:
