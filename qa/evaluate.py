@@ -9,7 +9,6 @@ can be unit-tested on a tiny hand-made file.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import statistics
