@@ -13,7 +13,8 @@ Both go through `qa.evaluate.evaluate`, the code path of `qa eval` and `/ask`:
   in `--real-keep` so later runs only ingest what changed.
 * **cmrc**: CMRC 2018 dev with the zh-tech corpus as distractors and XQuAD zh as
   unanswerable questions, index kept in `--cmrc-keep` (built once; later runs re-ingest
-  nothing).  `--cmrc-limit N` asks only the first N questions (the index is the same).
+  nothing).  `--cmrc-limit N` asks only the first N questions (the index is the same);
+  `--cmrc-paragraphs N` keeps only the first N paragraphs (a smaller index to embed).
 
 Writes the metrics (per set), per-question rows of the real set beside them
 (`<out>-real.jsonl`), and prints a Markdown table; with `--compare OLD.json` the table has
@@ -33,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("QA_BENCH_DATA") or ROOT.parent / "shared" / "data")  # CMRC, XQuAD, zh-tech
 REAL = ROOT / "bench" / "data" / "real-questions.jsonl"
 CMRC = DATA / "cmrc2018" / "cmrc2018_dev.json"
 XQUAD = DATA / "xquad" / "xquad.zh.json"
@@ -52,16 +53,34 @@ KEYS = {"real": REAL_KEYS, "cmrc": CMRC_KEYS}
 def run_real(args, settings) -> dict:
     from qa.evaluate import evaluate
 
-    corpora = {"seed": ROOT / "corpus", "zhtech": ZHTECH}
+    corpora = {"seed": ROOT / "corpus", "zhtech": args.zhtech}
     if args.real_index:
         return evaluate(REAL, settings, corpora=corpora, index=args.real_index, progress=sys.stderr.isatty())
     return evaluate(REAL, settings, corpora=corpora, keep_index=args.real_keep, progress=sys.stderr.isatty())
 
 
+def cmrc_subset(n: int, folder: Path) -> Path:
+    """The first ``n`` paragraphs of CMRC 2018 dev (whole articles, file order) as a SQuAD file:
+    a smaller index when the ~1,000 CMRC passages cannot be embedded in the time at hand."""
+    doc = json.loads(CMRC.read_text(encoding="utf-8"))
+    arts, count = [], 0
+    for article in doc["data"]:
+        if count >= n:
+            break
+        arts.append(article)
+        count += len(article["paragraphs"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"cmrc2018_dev-first{n}.json"
+    path.write_text(json.dumps({"version": f"{doc.get('version', '')} first {n} paragraphs", "data": arts},
+                               ensure_ascii=False), encoding="utf-8")
+    return path
+
+
 def run_cmrc(args, settings) -> dict:
     from qa.evaluate import evaluate
 
-    return evaluate(CMRC, settings, distractors=ZHTECH, unanswerable=XQUAD, limit=args.cmrc_limit,
+    dataset = cmrc_subset(args.cmrc_paragraphs, args.cmrc_keep.parent) if args.cmrc_paragraphs else CMRC
+    return evaluate(dataset, settings, distractors=args.zhtech, unanswerable=XQUAD, limit=args.cmrc_limit,
                     keep_index=args.cmrc_keep, progress=sys.stderr.isatty())
 
 
@@ -94,14 +113,19 @@ def table(new: dict, old: dict | None = None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="real,cmrc", help="comma-separated: real, cmrc")
+    ap.add_argument("--zhtech", type=Path, default=ZHTECH,
+                    help="the zh-tech corpus folder (or a folder holding some of its sub-corpora, same layout): "
+                         "the real set's second corpus and CMRC's distractors")
     ap.add_argument("--real-index", type=Path, default=None, help="existing index with collections seed and zhtech (read-only)")
     ap.add_argument("--real-keep", type=Path, default=Path("/work/idx/eval-real/index"), help="where to build/keep the real-set index")
     ap.add_argument("--cmrc-keep", type=Path, default=Path("/work/idx/eval-cmrc/index"), help="where to build/keep the CMRC+distractors index")
+    ap.add_argument("--cmrc-paragraphs", type=int, default=None,
+                    help="only the first N paragraphs of CMRC dev (and their questions): a smaller index")
     ap.add_argument("--cmrc-limit", type=int, default=None, help="only the first N CMRC questions (and N XQuAD)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "answers.json")
     ap.add_argument("--compare", type=Path, default=None, help="an earlier answers.json to compare with")
     args = ap.parse_args()
-    for need in (REAL, ZHTECH):
+    for need in (REAL, args.zhtech):
         if not need.exists():
             sys.exit(f"{need} not found")
 
@@ -127,10 +151,12 @@ def main() -> None:
         "settings": settings.model_dump(include={"model", "backend", "chunk_size", "answer_chars", "min_confidence",
                                                  "fusion", "dense_weight", "candidates"}),
         "commands": {
-            "real": "qa eval bench/data/real-questions.jsonl --corpus seed=corpus --corpus zhtech=../shared/data/zh-tech-corpus "
+            "real": f"qa eval bench/data/real-questions.jsonl --corpus seed=corpus --corpus zhtech={args.zhtech} "
                     + (f"--index {args.real_index}" if args.real_index else f"--keep-index {args.real_keep}") + " --json",
-            "cmrc": "qa eval ../shared/data/cmrc2018/cmrc2018_dev.json --distractors ../shared/data/zh-tech-corpus "
-                    f"--unanswerable ../shared/data/xquad/xquad.zh.json --keep-index {args.cmrc_keep}"
+            "cmrc": "qa eval " + (f"{args.cmrc_keep.parent}/cmrc2018_dev-first{args.cmrc_paragraphs}.json"
+                                  if args.cmrc_paragraphs else "../shared/data/cmrc2018/cmrc2018_dev.json")
+                    + f" --distractors {args.zhtech} --unanswerable ../shared/data/xquad/xquad.zh.json"
+                    + f" --keep-index {args.cmrc_keep}"
                     + (f" --limit {args.cmrc_limit}" if args.cmrc_limit else "") + " --json",
         },
         "seconds": round(time.time() - t0, 1),

@@ -197,7 +197,7 @@ def load_real(path: Path, limit: int | None = None, max_chars: int = 500, roots:
         if kind != "unanswerable":
             problem = _source_problem(rec, kind, roots)
             if problem:
-                _skip(rs.skipped, where, problem, qid)
+                _skip(rs.skipped, f"{where} ({rec.get('file')})", problem, qid)
                 continue
             q.corpus, q.file = rec["corpus"], rec["file"]
             q.lines = (int(rec["lines"][0]), int(rec["lines"][1]))
@@ -227,7 +227,7 @@ def _source_problem(rec: dict, kind: str, roots: dict[str, Path] | None) -> str 
     try:
         text = src.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return f"source file not readable: {file}"
+        return "source file not readable"
     if kind == "answerable" and gold not in "\n".join(text.splitlines()[lines[0] - 1: lines[1]]):
         return "gold span not in its file's line range"
     return None

@@ -9,7 +9,6 @@ can be unit-tested on a tiny hand-made file.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import statistics
@@ -133,8 +132,7 @@ def evaluate(
         build = ({"seconds": 0.0, "passages": None, "distractor_files": None, "reused": str(index)} if index
                  else build_eval_index(ds, eval_settings, index_dir, distractors, progress))
         bot = Assistant.open(index_dir, settings=eval_settings)
-        if index:
-            build["passages"] = bot.reader.n_chunks
+        build["passages"] = bot.reader.n_chunks  # what is searched (an unchanged re-ingest reports 0)
         skipped = [dict(s, set="dataset") for s in ds.skipped]
         unans: list[Question] = []
         if unanswerable:
@@ -445,7 +443,7 @@ def evaluate_real(
         keep = []
         for q in rs.questions:
             if q.corpus and (q.corpus, q.file) not in docs:
-                rs.skipped.append({"id": q.qid, "where": "index", "reason": f"file not in the index: {q.file}"})
+                rs.skipped.append({"id": q.qid, "where": f"index ({q.file})", "reason": "file not in the index"})
             else:
                 keep.append(q)
         rs.questions = keep

@@ -107,7 +107,7 @@ def test_load_real_skips_and_counts_unusable_lines():
     assert [q.qid for q in rs.questions] == ["a1", "a2", "a3", "s1", "u1"]
     by_reason = {}
     for s in rs.skipped:
-        by_reason.setdefault(s["reason"].split(":")[0], []).append(s["where"])
+        by_reason.setdefault(s["reason"].split(":")[0], []).append(s["where"].split(" (")[0])
     assert by_reason == {
         "malformed JSON": ["line 6"], "not a JSON object": ["line 7"], "empty question": ["line 8"],
         "question longer than 500 characters": ["line 9"], "duplicate id": ["line 10"],
