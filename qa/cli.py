@@ -251,7 +251,11 @@ def serve(
     index: IndexOpt = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
 ) -> None:
-    """Serve the HTTP API (POST/GET /ask, /healthz, /docs) with uvicorn."""
+    """Serve the HTTP API (POST/GET /ask, /healthz, /docs) with uvicorn.
+
+    Request headers are bounded (QA_MAX_HEADER_BYTES, QA_HEADER_TIMEOUT_S) and X-Forwarded-For is
+    believed only from QA_TRUSTED_PROXIES (nobody by default).
+    """
     import os
 
     import uvicorn
