@@ -25,6 +25,9 @@ from qa.writers.verify import verify
 log = logging.getLogger("qa.llm")
 
 
+LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0)
+
+
 class LLMStats:
     """Counters a server exports as metrics (api/metrics.py reads them at scrape time)."""
 
@@ -34,7 +37,8 @@ class LLMStats:
         self.fallbacks: dict[str, int] = {}
         self.prompt_tokens = 0
         self.completion_tokens = 0
-        self.latencies: list[float] = []  # seconds of calls since the last scrape
+        self.latency_sum = 0.0
+        self.latency_buckets = [0] * len(LATENCY_BUCKETS)  # cumulative counts per upper bound
         self.sentences = 0
         self.supported = 0
         self.listeners: list = []
@@ -44,8 +48,10 @@ class LLMStats:
         with self._lock:
             if seconds is not None:
                 self.calls += 1
-                self.latencies.append(seconds)
-                del self.latencies[:-1000]
+                self.latency_sum += seconds
+                for i, bound in enumerate(LATENCY_BUCKETS):
+                    if seconds <= bound:
+                        self.latency_buckets[i] += 1
             if comp is not None:
                 self.prompt_tokens += comp.prompt_tokens or 0
                 self.completion_tokens += comp.completion_tokens or 0
