@@ -52,6 +52,33 @@ def summary(ms: list[float], answers: list) -> dict:
     }
 
 
+def writer_off_overhead(bot: Assistant, n: int) -> dict:
+    """The seam with no LLM configured vs. what Assistant.ask did before it (retrieve, then
+    qa.answer.compose directly), interleaved in one process so machine noise hits both alike."""
+    from qa.answer import compose
+    from qa.retrieval import make_query
+
+    def before(q: str) -> str:
+        hits, _ = bot.retrieve(q)
+        usable = [h.confidence >= bot.settings.min_confidence / 2 for h in hits]
+        return compose(make_query(q), hits, budget=bot.settings.answer_chars, usable=usable)[0]
+
+    seam, direct, same = [], [], 0
+    for i in range(n):
+        q = QUESTIONS[i % len(QUESTIONS)]
+        t0 = time.perf_counter()
+        a = bot.ask(q).answer
+        t1 = time.perf_counter()
+        b = before(q)
+        t2 = time.perf_counter()
+        seam.append((t1 - t0) * 1000)
+        direct.append((t2 - t1) * 1000)
+        same += a == b
+    return {"n": n, "seam_p50_ms": round(statistics.median(seam), 2), "direct_compose_p50_ms":
+            round(statistics.median(direct), 2), "ratio": round(statistics.median(seam) / statistics.median(direct), 3),
+            "identical_answers": same}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index", type=Path, required=True, help="an index built with `qa ingest tests/fixtures/corpus`")
@@ -63,6 +90,7 @@ def main() -> None:
     plain = Assistant.open(args.index, settings=base)
     timed(plain, 4)  # warm
     results = {"extractive_baseline": summary(*timed(plain, args.n))}
+    off = writer_off_overhead(plain, max(40, args.n * 5))
 
     hang = FakeLLM(lambda body: Reply("迟到[1]。", delay_s=args.timeout + 5))
     ok = FakeLLM(None)
@@ -94,6 +122,7 @@ def main() -> None:
         "what": "answer latency with the LLM writer failing or working, scripted endpoint on 127.0.0.1",
         "timeout_s": args.timeout,
         "results": results,
+        "writer_off_vs_before": off,
         "hang_max_over_timeout_ms": round(over, 1),
         "target": "hang: max <= timeout + 200 ms; down: 0 failed answers",
         "met": over <= 200 and results["endpoint_down"]["failed"] == 0,
