@@ -8,8 +8,10 @@ from qa.models import Answer
 def render_terminal(ans: Answer, console) -> None:
     from rich.markup import escape
 
+    from qa.chat import answer_text  # an LLM answer's unverified sentences carry a visible flag
+
     style = "yellow" if ans.abstained else "bold"
-    console.print(f"[{style}]{escape(ans.answer)}[/]")
+    console.print(f"[{style}]{escape(answer_text(ans))}[/]")
     if ans.citations:
         console.print()
         console.print("[dim]Sources:[/]")
@@ -21,6 +23,10 @@ def render_terminal(ans: Answer, console) -> None:
             + (f"  {escape(c.url)}" if c.url else "")
         )
     console.print(f"[dim]{ans.took_ms:.0f} ms · {ans.index.generation} · {ans.index.model}[/]")
+    if ans.writer == "llm":
+        console.print(f"[dim]written by the LLM; {ans.verified_share or 0:.0%} of sentences verified[/]")
+    elif ans.writer_fallback_reason:
+        console.print(f"[dim]quoted answer; the LLM was not used: {escape(ans.writer_fallback_reason)}[/]")
 
 
 def render_markdown(ans: Answer, limit: int = 4000) -> str:

@@ -70,6 +70,12 @@ def test_non_streaming_reply_gives_the_same_verified_answer(built_index, llm):
     assert ans.writer == "llm" and all(s.supported for s in ans.sentences)
 
 
+def test_reasoning_block_of_a_thinking_model_is_not_part_of_the_answer(built_index, llm):
+    llm.script = lambda body: Reply("<think>用户问缓存过期时间，段落里写着默认值。</think>\n" + cited(body, "30 分钟"))
+    ans = bot_for(built_index, llm.url).ask(Q)
+    assert ans.writer == "llm" and "用户问" not in ans.answer and "30 分钟" in ans.answer
+
+
 def test_unsupported_sentence_is_flagged_or_dropped(built_index, llm):
     made_up = "缓存中的数据永远不会过期，需要每周手动清理一次[1]。"
     llm.script = lambda body: Reply(cited(body, "30 分钟", made_up))
@@ -204,3 +210,21 @@ def test_obeyed_injection_is_flagged_by_verification(injected_index, llm):
     assert evil and not evil[0].supported
     dropped = bot_for(injected_index, llm.url, llm_drop_unsupported=True).ask(q)
     assert "evil.example" not in dropped.answer and "14 天" in dropped.answer
+
+
+def test_bots_and_terminal_show_the_unverified_sentence_flagged(built_index, llm):
+    from rich.console import Console
+
+    from qa.chat import MARKDOWN, UNVERIFIED, render
+    from qa.render import render_terminal
+
+    made_up = "缓存中的数据永远不会过期，需要每周手动清理一次[1]。"
+    llm.script = lambda body: Reply(cited(body, "30 分钟", made_up))
+    ans = bot_for(built_index, llm.url).ask(Q)
+    text = render(ans, MARKDOWN).text
+    assert made_up + UNVERIFIED in text and "30 分钟" in text.split(made_up)[0]
+    assert text.count(UNVERIFIED) == 1
+    console = Console(record=True, width=200)
+    render_terminal(ans, console)
+    out = console.export_text()
+    assert UNVERIFIED in out and "written by the LLM; 50% of sentences verified" in out

@@ -120,6 +120,9 @@ class GroundedWriter(AnswerWriter):
             log.exception("LLM call failed unexpectedly")
             return self._fallback(question, hits, budget, usable, f"error_{type(exc).__name__}", time.monotonic() - t0)
         seconds = time.monotonic() - t0
+        comp.text = prompt.strip_reasoning(comp.text)
+        if not comp.text.strip():
+            return self._fallback(question, hits, budget, usable, "empty_answer", seconds, comp)
         if prompt.is_no_answer(comp.text):
             return self._fallback(question, hits, budget, usable, "llm_declined", seconds, comp)
         passages = {i + 1: hits[i].chunk.text for i in given}

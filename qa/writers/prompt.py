@@ -71,3 +71,12 @@ def is_no_answer(text: str) -> bool:
     """The model said the passages do not answer (the fixed sentence, maybe with a marker)."""
     core = re.sub(r"\[\d+\]|\s", "", text)
     return core.startswith(NO_ANSWER.rstrip("。")) and len(core) <= len(NO_ANSWER) + 4
+
+
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S)
+
+
+def strip_reasoning(text: str) -> str:
+    """Reasoning models served raw (Qwen3, DeepSeek-R1 on vLLM/Ollama) put ``<think>…</think>``
+    before the answer: only what follows is the answer."""
+    return _THINK.sub("", text).strip()
