@@ -17,7 +17,7 @@ MADE_UP = "缓存数据每周会自动迁移到磁盘[1]。"
 def llm_page_server(built_index, sync_api):  # noqa: F811
     fake = FakeLLM(lambda body: Reply(cited(body, "30 分钟", MADE_UP), chunk_delay_s=0.05))
     srv = start_server(built_index, {"QA_LLM_BASE_URL": fake.url, "QA_LLM_MODEL": "test", "QA_LLM_TIMEOUT_S": "20"},
-                       ready_path="/readyz")
+                       ready_path="/readyz", timeout=240)
     yield srv
     stop_server(srv)
     fake.close()

@@ -23,7 +23,7 @@ def llm():
 @pytest.fixture(scope="module")
 def llm_server(built_index, llm):
     srv = start_server(built_index, {"QA_LLM_BASE_URL": llm.url, "QA_LLM_MODEL": "test", "QA_LLM_TIMEOUT_S": "1.5"},
-                       ready_path="/readyz")
+                       ready_path="/readyz", timeout=240)
     yield srv
     stop_server(srv)
 
