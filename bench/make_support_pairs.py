@@ -6,9 +6,10 @@ Deterministic (seeded). Sources: CMRC 2018 dev and DRCD dev contexts (../shared/
 passages of the zh-tech corpus chunked by our own chunker. How each kind is made is described
 in bench/data/README-support.md; in short, *supported* sentences are extracts, clause-trimmed
 extracts, lightly reworded extracts, Simplified renderings of Traditional passages and
-question+answer rewritten as a statement; *unsupported* ones are same-topic sentences from
+question+answer rewritten as a statement, and clauses of two passage sentences joined;
+*unsupported* ones are same-topic sentences from
 other passages, statements with a wrong answer substituted, changed numbers, added or removed
-negations, and swapped identifiers.
+negations, swapped identifiers, and a passage clause joined with another passage's clause.
 """
 
 from __future__ import annotations
@@ -229,6 +230,46 @@ def zhtech_rows(rng: random.Random, per_kind: int) -> list[dict]:
     return rows
 
 
+def merged_rows(rows: list[dict], rng: random.Random, per_kind: int) -> list[dict]:
+    """Answers often join clauses of two sentences: ``merged`` = the first clause of one passage
+    sentence + the last clause of a later one (supported); ``merged_foreign`` = a clause of the
+    passage + a clause of a sentence from another passage of the same source (half supported,
+    so unsupported)."""
+    out: list[dict] = []
+    by_source: dict[str, list[str]] = {}
+    for r in rows:
+        by_source.setdefault(r["source"], [])
+        if r["passage"] not in by_source[r["source"]]:
+            by_source[r["source"]].append(r["passage"])
+
+    def first(x: str) -> str:
+        return re.split(r"[，,；;]", x.rstrip("。！？!?"))[0]
+
+    def last(x: str) -> str:
+        return re.split(r"[，,；;]", x.rstrip("。！？!?"))[-1]
+
+    for source, passages in sorted(by_source.items()):
+        n_m = n_f = 0
+        for p in passages:
+            ss = sentences(p)
+            if len(ss) >= 3 and n_m < per_kind:
+                a, b = sorted(rng.sample(range(len(ss)), 2))
+                s = first(ss[a]) + "，" + last(ss[b]) + "。"
+                if len(s) >= 14 and first(ss[a]) != last(ss[b]):
+                    n_m += 1
+                    out.append({"id": pid(source, "merged", s, p[:50]), "source": source, "kind": "merged",
+                                "label": "supported", "sentence": s, "passage": p})
+            if len(ss) >= 1 and n_f < per_kind:
+                other = rng.choice(passages)
+                os_ = [x for x in sentences(other) if coverage(x, p) < 0.6] if other != p else []
+                if os_:
+                    s = first(rng.choice(ss)) + "，" + last(rng.choice(os_)) + "。"
+                    n_f += 1
+                    out.append({"id": pid(source, "merged_foreign", s, p[:50]), "source": source,
+                                "kind": "merged_foreign", "label": "unsupported", "sentence": s, "passage": p})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-kind", type=int, default=25, help="pairs per kind and source")
@@ -242,6 +283,7 @@ def main() -> None:
             rows += squad_rows(path, name, rng, args.per_kind)
     if ZHTECH.exists():
         rows += zhtech_rows(rng, args.per_kind)
+    rows += merged_rows(rows, random.Random(args.seed + 1), args.per_kind)  # own generator: rows above unchanged
     seen = set()
     uniq = []
     for r in rows:

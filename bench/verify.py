@@ -91,7 +91,8 @@ def main() -> None:
     rows = load(args.pairs)
     emb = get_embedder("multilingual-e5-small", Settings())
     t0 = time.perf_counter()
-    if args.features and args.features.exists():
+    cached = bool(args.features and args.features.exists())
+    if cached:
         feats = [V.Features(**{**d, "span": tuple(d["span"])}) for d in json.loads(args.features.read_text())]
     else:
         feats = compute(rows, emb.encode_queries)
@@ -136,6 +137,7 @@ def main() -> None:
         "curve": curve,
         "by_kind": dict(sorted(kinds.items())),
         "features_seconds": round(seconds, 2),
+        "features_cached": cached,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other developers (timings noisy)",
         "model": emb.name,
     }
