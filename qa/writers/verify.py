@@ -91,14 +91,6 @@ def _windows(text: str) -> list[tuple[int, int]]:
     return out or [(0, len(text))]
 
 
-def _numbers(folded: str) -> set[str]:
-    return set(NUMBER_RE.findall(folded))
-
-
-def _negations(folded: str) -> int:
-    return sum(folded.count(c) for c in NEGATIONS)
-
-
 def _longest_missing_run(toks: list[str], present: set[str]) -> int:
     best = run = 0
     for t in toks:
@@ -155,15 +147,15 @@ def features(sentence: str, passage: str, encode: EncodeFn, sentence_vec: np.nda
     best_cov = top[0][0]
     span = top[j][1] if sims[j] - float(sims[0]) > 0.02 else top[0][1]
     window = lexical.fold(passage[span[0]:span[1]])
-    # an answer sentence may join clauses of two sentences: numbers and added negations are
-    # looked for in the two best windows by coverage as well as in the best one
+    # an answer sentence may join clauses of two sentences: an added negation is looked for in
+    # the two best windows by coverage as well as in the best one
     support = lexical.fold(" ".join(passage[a:b] for a, b in [span, *(sp for _, sp in top[:2])]))
     return Features(
         cov_window=best_cov,
         cov_passage=cov_passage,
         dense=float(sims.max()),
         run=_longest_missing_run(toks, ptoks),
-        numbers_ok=identifiers_ok(fs, fp, support),
+        numbers_ok=identifiers_ok(fs, fp),
         negation_ok=negation_ok(fs, window, support),
         span=span,
     )
@@ -207,9 +199,9 @@ def numbers_in_context(fs: str, fp: str) -> bool:
 IDENT_RE = re.compile(r"[a-z][a-z0-9_]*(?:[.\-+#/][a-z0-9_]+)*")
 
 
-def identifiers_ok(fs: str, fp: str, window: str) -> bool:
-    """Names, commands, versions and numbers are facts: numbers must occur in the supporting
-    window, names in the passage, as is (an alias such as k8s/kubernetes counts)."""
+def identifiers_ok(fs: str, fp: str) -> bool:
+    """Names, commands, versions and numbers are facts: each must occur in the passage as written
+    (numbers with their neighbour, see :func:`numbers_in_context`; k8s/kubernetes count as one)."""
     if not numbers_in_context(fs, fp):
         return False
     pid = set(IDENT_RE.findall(fp))
