@@ -64,6 +64,7 @@ class AssistantHolder:
         self.pending = 0  # questions admitted and not finished (event-loop thread only)
         self.threads = settings.worker_threads or 2 * cores()
         self._limiter: anyio.CapacityLimiter | None = None
+        self._llm_limiter: anyio.CapacityLimiter | None = None
         self._warm_thread: threading.Thread | None = None
 
     # ---- the assistant ---------------------------------------------------------------------
@@ -190,6 +191,13 @@ class AssistantHolder:
     async def run(self, fn: Callable[..., T], *args) -> T:
         """``fn(*args)`` on the worker pool (at most ``threads`` at once), off the event loop."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    async def run_llm(self, fn: Callable[..., T], *args) -> T:
+        """``fn(*args)`` when it waits on an LLM endpoint: on threads of its own (at most
+        QA_LLM_CONCURRENCY), so a slow endpoint never holds the CPU workers that /ask needs."""
+        if self._llm_limiter is None:
+            self._llm_limiter = anyio.CapacityLimiter(self.settings.llm_concurrency)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._llm_limiter)
 
     async def embed(self, bot: Assistant, text: str) -> None:
         """Embed a question before taking a worker thread (batched with concurrent ones)."""

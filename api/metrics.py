@@ -9,7 +9,10 @@
 * ``qa_embed_batch_size``: questions per embedding batch (micro-batching);
 * ``qa_index_generation`` (the number in ``gen-000042``), ``qa_index_passages``,
   ``qa_index_documents``, ``qa_index_bytes``, ``qa_index_info{generation,model}``,
-  ``qa_ready``: read from the served index at scrape time (a scrape never loads anything).
+  ``qa_ready``: read from the served index at scrape time (a scrape never loads anything);
+* with an LLM writer (QA_LLM_BASE_URL): ``qa_llm_request_duration_seconds`` (histogram),
+  ``qa_llm_tokens_total{kind}`` (prompt / completion), ``qa_llm_fallbacks_total{reason}``,
+  ``qa_llm_sentences_total`` and ``qa_llm_sentences_supported_total`` (verification).
 
 Each app has its own registry (tests create many apps in one process).
 """
@@ -56,6 +59,39 @@ class IndexCollector:
         yield info
 
 
+class LLMCollector:
+    """The LLM writer's counters (qa.writers.grounded.LLMStats), read at scrape time."""
+
+    def __init__(self, app: FastAPI):
+        self.app = app
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        holder = getattr(self.app.state, "holder", None)
+        bot = holder.loaded if holder is not None else None
+        stats = getattr(getattr(bot, "writer", None), "stats", None)
+        if stats is None:
+            return
+        from qa.writers.grounded import LATENCY_BUCKETS
+
+        with stats._lock:
+            buckets = [(str(b), n) for b, n in zip(LATENCY_BUCKETS, stats.latency_buckets)] + [("+Inf", stats.calls)]
+            h = HistogramMetricFamily("qa_llm_request_duration_seconds", "LLM call latency (answers and failures)")
+            h.add_metric([], buckets, stats.latency_sum)
+            yield h
+            tok = CounterMetricFamily("qa_llm_tokens", "tokens reported by the LLM endpoint", labels=["kind"])
+            tok.add_metric(["prompt"], stats.prompt_tokens)
+            tok.add_metric(["completion"], stats.completion_tokens)
+            yield tok
+            fb = CounterMetricFamily("qa_llm_fallbacks", "extractive answers given instead, by reason", labels=["reason"])
+            for reason, n in sorted(stats.fallbacks.items()):
+                fb.add_metric([reason], n)
+            yield fb
+            yield CounterMetricFamily("qa_llm_sentences", "sentences of LLM answers verified", value=stats.sentences)
+            yield CounterMetricFamily("qa_llm_sentences_supported", "sentences verified as supported", value=stats.supported)
+
+
 def _size(reader) -> int:
     try:
         return reader.size_bytes()
@@ -89,6 +125,7 @@ class Metrics:
         )
         self.index_swaps = Counter("qa_index_swaps", "times a newer index generation was picked up", registry=r)
         r.register(IndexCollector(app))
+        r.register(LLMCollector(app))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 
 from qa import lexical
-from qa.answer import NOT_COVERED, compose, confidence, stub_answer, stub_hit
+from qa.answer import NOT_COVERED, confidence, stub_answer, stub_hit
 from qa.config import Settings, get_settings
 from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
 from qa.models import Answer, Citation, IndexInfo, Scores, Timings
 from qa.retrieval import Hit, make_query, search
 from qa.store import IndexMismatch, IndexReader
+from qa.writers import AnswerWriter, get_writer
+from qa.writers.base import TokenCallback
 
 RELOAD_CHECK_SECONDS = 0.5
 
@@ -36,7 +38,7 @@ def _same_model(a: str, b: str) -> bool:
 
 
 class Assistant:
-    def __init__(self, index_dir: Path, settings: Settings, model: str | None = None):
+    def __init__(self, index_dir: Path, settings: Settings, model: str | None = None, writer: AnswerWriter | None = None):
         self.index_dir = Path(index_dir)
         self.settings = settings
         self._explicit_model = model
@@ -45,13 +47,15 @@ class Assistant:
         self._reader = self._open_reader()
         self.embedder: Embedder = get_embedder(self._reader.model, settings)
         lexical.warm()
+        # chosen once: extractive unless QA_LLM_BASE_URL is set (qa/writers)
+        self.writer: AnswerWriter = writer or get_writer(settings, encode=lambda texts: self.embedder.encode_queries(texts))
 
     @classmethod
-    def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None, model: str | None = None) -> "Assistant":
+    def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None, model: str | None = None, writer: AnswerWriter | None = None) -> "Assistant":
         settings = settings or get_settings()
         if model is None and "model" in settings.model_fields_set:
             model = settings.model
-        return cls(Path(index_dir or settings.index_dir), settings, model)
+        return cls(Path(index_dir or settings.index_dir), settings, model, writer)
 
     def _open_reader(self) -> IndexReader:
         reader = IndexReader(self.index_dir)
@@ -126,8 +130,11 @@ class Assistant:
         timings: Timings | None = None,
         answer_chars: int | None = None,
         started: float | None = None,
+        on_token: TokenCallback | None = None,
     ) -> Answer:
-        """The answer to ``question`` from already ranked ``hits`` (no second retrieval)."""
+        """The answer to ``question`` from already ranked ``hits`` (no second retrieval).
+
+        ``on_token`` sees an LLM writer's text as it streams (before verification)."""
         t0 = started if started is not None else time.perf_counter()
         timings = timings or Timings()
         reader = self.reader
@@ -137,16 +144,21 @@ class Assistant:
         citations: list[Citation] = []
         text = NOT_COVERED
         status = "not_covered" if abstained else "answered"
+        written = None
         if not abstained:
             # only passages that are plausibly relevant may feed the answer
             usable = [h.confidence >= self.settings.min_confidence / 2 for h in hits]
-            query = make_query(question)
-            stub = stub_hit(query, hits, usable)
+            stub = stub_hit(make_query(question), hits, usable)
             if stub is not None:
+                # "not written yet" is decided from the passages, like "not covered": no writer
                 status = "stub"
                 text, highlights = stub_answer(hits, stub)
             else:
-                text, highlights = compose(query, hits, budget=answer_chars or self.settings.answer_chars, usable=usable)
+                written = self.writer.write(
+                    question, hits, budget=answer_chars or self.settings.answer_chars, usable=usable, on_token=on_token
+                )
+                text, highlights = written.text, written.highlights
+                timings.llm_ms = written.llm_ms
             for i, h in enumerate(hits):
                 citations.append(self._citation(i + 1, h, highlights.get(i, [])))
         timings.compose_ms = (time.perf_counter() - tc) * 1000
@@ -160,6 +172,7 @@ class Assistant:
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
             timings=timings,
             index=IndexInfo(generation=reader.generation, model=reader.model),
+            **_writer_fields(written),
         )
 
     def _citation(self, n: int, h: Hit, highlights: list[list[int]]) -> Citation:
@@ -193,3 +206,15 @@ class Assistant:
 
     def stats(self) -> dict:
         return self.reader.info()
+
+
+def _writer_fields(written) -> dict:
+    """Answer fields that say who wrote the text and how it was verified (none when abstained)."""
+    if written is None:
+        return {}
+    return {
+        "writer": written.writer,
+        "writer_fallback_reason": written.fallback_reason,
+        "sentences": written.sentences,
+        "verified_share": written.verified_share,
+    }

@@ -168,6 +168,16 @@ def chosen_sources(answer: Answer, max_sources: int = 5) -> list[Citation]:
     return sorted(picked, key=lambda c: c.n)[:max_sources]
 
 
+UNVERIFIED = "（⚠ 未能在引用的原文中核实）"
+
+
+def answer_text(answer: Answer) -> str:
+    """The text a chat shows: an LLM answer's unsupported sentences carry a visible flag."""
+    if answer.writer != "llm" or not answer.sentences or all(s.supported for s in answer.sentences):
+        return answer.answer
+    return "".join(s.text if s.supported else s.text + UNVERIFIED for s in answer.sentences)
+
+
 def _source_line(c: Citation, d: Dialect) -> str:
     label = f"{c.title} › {c.heading}" if c.heading else c.title
     url = _safe_url(c.url)
@@ -227,7 +237,8 @@ def render(
     sources = chosen_sources(answer, max_sources)
     lines = [_source_line(c, d) for c in sources]
     mark = STUB_MARK if answer.status == "stub" else ""
-    body = mark + d.escape(answer.answer)
+    shown = answer_text(answer)
+    body = mark + d.escape(shown)
     text = _assemble(head, body, lines, d)
     if d.size(text) <= limit:
         return Rendered(text=text, truncated=False, sources=[c.n for c in sources])
@@ -248,10 +259,10 @@ def render(
         if room < 40 and kept:  # not even a short answer fits next to a source: drop sources
             keep, kept = [], []
             room = limit - d.size(_assemble(head, "", [], d))
-        body = fit_text(answer.answer, d, max(1, room))
+        body = fit_text(shown, d, max(1, room))
         text = _assemble(head, body, kept, d)
     if d.size(text) > limit:  # a pathological limit: plain cut of the escaped-safe body only
-        text = fit_text(answer.answer, d, limit)
+        text = fit_text(shown, d, limit)
         keep = []
     return Rendered(text=text, truncated=True, sources=[c.n for c, _ in keep])
 

@@ -149,6 +149,24 @@ class Settings(BaseSettings):
     auth_failure_window_s: float = Field(60.0, gt=0, description="window of the failed-authentication limit")
     # ---- end of service --------------------------------------------------------------------
 
+    # ---- written answers from an OpenAI-compatible LLM (qa/writers, docs/llm.md) -------------
+    # Off unless QA_LLM_BASE_URL is set: then answers are extractive, exactly as before.
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible API root, e.g. http://127.0.0.1:8001/v1 (vLLM); unset = extractive answers"
+    )
+    llm_model: str = Field("", description="model name sent in the request (required by most servers)")
+    llm_api_key: SecretStr | None = Field(None, description="Bearer key for the LLM endpoint (never logged)")
+    llm_timeout_s: float = Field(10.0, gt=0, le=300, description="whole LLM call, first byte to last token; then extractive")
+    llm_max_tokens: int = Field(400, ge=16, le=8192, description="max_tokens of the completion")
+    llm_temperature: float = Field(0.1, ge=0, le=2, description="sampling temperature")
+    llm_max_passages: int = Field(5, ge=1, le=20, description="passages given to the LLM (the best, in rank order)")
+    llm_drop_unsupported: bool = Field(
+        False, description="drop sentences verification cannot support (default: keep them, flagged)"
+    )
+    llm_stream: bool = Field(True, description="ask for a streamed reply (tokens shown as they come on the web page)")
+    llm_concurrency: int = Field(16, ge=1, le=256, description="LLM calls in flight at once (own thread pool)")
+    # ---- end of LLM writer -------------------------------------------------------------------
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -67,6 +67,21 @@ class Timings(BaseModel):
     embed_ms: float = 0.0
     search_ms: float = 0.0
     compose_ms: float = 0.0
+    llm_ms: float | None = Field(None, description="time spent on the LLM call, when one was made")
+
+
+class SentenceCheck(BaseModel):
+    """One sentence of a written (LLM) answer and what verification found for it."""
+
+    text: str = Field(description="the sentence as shown, markers included")
+    cited: list[int] = Field(default_factory=list, description="citation numbers the sentence carries")
+    supported: bool = Field(description="a cited passage states it (lexical + dense check, qa/writers/verify.py)")
+    span: list[int] | None = Field(None, description="[n, start, end): the passage and character range that supports it")
+    score: float = Field(0.0, description="verification score of the best cited passage, 0..1")
+    reason: str | None = Field(None, description="why unsupported: no_citation | not_in_passage | number_or_name | negation")
+
+
+WriterName = Literal["extractive", "llm"]
 
 
 class Answer(BaseModel):
@@ -86,3 +101,12 @@ class Answer(BaseModel):
     took_ms: float
     timings: Timings = Field(default_factory=Timings)
     index: IndexInfo
+    writer: WriterName = Field("extractive", description="who wrote the text: extractive (quoted sentences) or llm")
+    writer_fallback_reason: str | None = Field(
+        None, description="why an LLM was configured but the extractive answer was returned "
+        "(timeout, connection_error, http_401, http_500, verification_failed, ...)"
+    )
+    sentences: list[SentenceCheck] = Field(
+        default_factory=list, description="per-sentence verification of an LLM answer (empty for extractive)"
+    )
+    verified_share: float | None = Field(None, description="share of the LLM answer's sentences that are supported")

@@ -9,6 +9,7 @@ from qa.models import Answer
 def render_terminal(ans: Answer, console) -> None:
     from rich.markup import escape as markup_escape
 
+    from qa.chat import answer_text  # an LLM answer's unverified sentences carry a visible flag
     from qa.safetext import printable
 
     def escape(text: str, keep: str = "") -> str:  # article text: no markup, no terminal escapes
@@ -17,7 +18,7 @@ def render_terminal(ans: Answer, console) -> None:
     style = "yellow" if ans.abstained or ans.status == "stub" else "bold"
     if ans.status == "stub":
         console.print("[yellow]✎ stub: the section exists but is not written yet[/]")
-    console.print(f"[{style}]{escape(ans.answer, keep=chr(10))}[/]")
+    console.print(f"[{style}]{escape(answer_text(ans), keep=chr(10))}[/]")
     if ans.citations:
         console.print()
         console.print("[dim]Sources:[/]")
@@ -29,6 +30,10 @@ def render_terminal(ans: Answer, console) -> None:
             + (f"  {escape(c.url)}" if c.url else "")
         )
     console.print(f"[dim]{ans.took_ms:.0f} ms · {ans.index.generation} · {ans.index.model}[/]")
+    if ans.writer == "llm":
+        console.print(f"[dim]written by the LLM; {ans.verified_share or 0:.0%} of sentences verified[/]")
+    elif ans.writer_fallback_reason:
+        console.print(f"[dim]quoted answer; the LLM was not used: {escape(ans.writer_fallback_reason)}[/]")
 
 
 def render_markdown(ans: Answer, limit: int = 4000) -> str:

@@ -8,6 +8,8 @@ API keys and rate limits are applied to this router by ``api.main`` (:mod:`api.s
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter
 
 from api.deps import AskQueryDep, AssistantDep, HolderDep, SettingsDep, check_length
@@ -35,7 +37,12 @@ async def _answer(bot, holder, settings, req: AskRequest) -> Answer:
         question = bot.validate(req.question)
         if req.method != "lexical":
             await holder.embed(bot, question)  # batched with concurrent questions; then a cache hit
-        answer = await holder.run(bot.ask, question, req.top_k, req.method, req.collection)
+        if bot.writer.name == "llm":  # search on the CPU workers, the LLM wait on its own threads
+            t0 = time.perf_counter()
+            hits, timings = await holder.run(bot.retrieve, question, req.top_k, req.method, req.collection)
+            answer = await holder.run_llm(bot.answer, question, hits, timings, None, t0)
+        else:
+            answer = await holder.run(bot.ask, question, req.top_k, req.method, req.collection)
     except QuestionError as exc:
         raise APIError(422, "invalid_question", str(exc)) from None
     finally:

@@ -16,6 +16,7 @@ Why this shape:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -105,6 +106,10 @@ async def _events(bot: Assistant, question: str, top_k: int, method: str, collec
         yield _sse("progress", {"stage": "searching"})
         hits, timings = await run_in_threadpool(bot.retrieve, question, top_k, method, collection)
         yield _sse("progress", {"stage": "composing", "passages": len(hits)})
+        if bot.writer.name == "llm":
+            async for event in _written(bot, question, hits, timings):
+                yield event
+            return
         answer = await run_in_threadpool(bot.answer, question, hits, timings)
         yield _sse("answer", answer.model_dump(mode="json"))
     except QuestionError as exc:
@@ -112,6 +117,29 @@ async def _events(bot: Assistant, question: str, top_k: int, method: str, collec
     except Exception:  # the status line is already sent: report in-band, never a stack trace
         log.exception("unhandled error while streaming an answer")
         yield _sse("error", {"error": {"code": "internal_error", "message": "internal error; the server log has the details"}})
+
+
+async def _written(bot: Assistant, question: str, hits, timings) -> AsyncIterator[bytes]:
+    """An LLM writer's text as ``token`` events while it streams, then the verified ``answer``.
+
+    Tokens are the model's raw text (unverified); the ``answer`` event carries the checked
+    text, with ``sentences[i].supported``, which the page shows in their place."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def on_token(piece: str) -> None:  # called on the LLM thread
+        loop.call_soon_threadsafe(queue.put_nowait, piece)
+
+    task = asyncio.ensure_future(run_in_threadpool(bot.answer, question, hits, timings, None, None, on_token))
+    while not task.done():
+        getter = asyncio.ensure_future(queue.get())
+        done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            yield _sse("token", {"text": getter.result()})
+        else:
+            getter.cancel()
+    answer = task.result()
+    yield _sse("answer", answer.model_dump(mode="json"))
 
 
 @router.get(

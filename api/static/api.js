@@ -88,10 +88,11 @@ function parseEvent(block) {
 }
 
 /**
- * Ask a question over /ask/stream. Calls onProgress({stage, passages}) as the server works and
+ * Ask a question over /ask/stream. Calls onProgress({stage, passages}) as the server works,
+ * onToken(text) for each piece of an LLM-written answer as it streams (unverified), and
  * resolves with the Answer JSON (see qa.models.Answer).
  */
-export async function askStream(question, { onProgress, signal, topK } = {}) {
+export async function askStream(question, { onProgress, onToken, signal, topK } = {}) {
   const params = new URLSearchParams({ q: question });
   if (topK) params.set("top_k", String(topK));
   const res = await send(`/ask/stream?${params}`, "text/event-stream", signal);
@@ -115,6 +116,7 @@ export async function askStream(question, { onProgress, signal, topK } = {}) {
         buffer = buffer.slice(end + 2);
         if (!ev) continue;
         if (ev.event === "progress") onProgress?.(ev.data);
+        else if (ev.event === "token") onToken?.(String(ev.data?.text ?? "")); // LLM text, not yet verified
         else if (ev.event === "answer") return ev.data;
         else if (ev.event === "error") {
           const e = ev.data?.error || {};

@@ -3,7 +3,7 @@
 
 import { applyStatic, t } from "./i18n.js";
 import { ApiError, askStream, clearKey, getKey, getStats, setKey } from "./api.js";
-import { el, fillPassage, fillSources, renderAnswer, renderError, renderPending, renderQuestion, setStatus } from "./render.js";
+import { appendDraft, el, fillPassage, fillSources, renderAnswer, renderError, renderPending, renderQuestion, setStatus } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("ask-form");
@@ -57,6 +57,7 @@ async function ask(question, { repeat = false } = {}) {
   try {
     const answer = await askStream(question, {
       onProgress: (p) => setStatus(pending, p.stage === "composing" ? t("composing", { n: p.passages ?? 0 }) : t("searching")),
+      onToken: (text) => appendDraft(pending, text),
     });
     const li = renderAnswer(answer);
     answers.set(li, answer);

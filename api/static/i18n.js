@@ -58,6 +58,11 @@ const STRINGS = {
     statsFailed: "Could not load the list of sources: {msg}",
     loading: "Loading…",
     noDocuments: "No articles are indexed.",
+    writing: "Writing the answer…",
+    unverified: "not verified",
+    unverifiedTitle: "This sentence could not be found in the passage it cites. Check the source before relying on it.",
+    llmWritten: "written by the LLM, {p}% of sentences verified against their sources",
+    llmFallback: "quoted answer (the LLM was not used: {reason})",
   },
   zh: {
     title: "文章问答",
@@ -115,6 +120,11 @@ const STRINGS = {
     statsFailed: "无法加载资料来源列表：{msg}",
     loading: "加载中…",
     noDocuments: "还没有索引任何文章。",
+    writing: "正在撰写回答…",
+    unverified: "未核实",
+    unverifiedTitle: "这句话没能在它引用的原文段落中找到依据，使用前请先查看原文。",
+    llmWritten: "由大模型撰写，{p}% 的句子已对照原文核实",
+    llmFallback: "摘录原文的回答（未使用大模型：{reason}）",
   },
 };
 

@@ -131,6 +131,39 @@ export function setStatus(pending, status) {
   pending.querySelector(".status").textContent = status;
 }
 
+/** An LLM answer's text as it streams in, shown in the pending card (replaced by the verified answer). */
+export function appendDraft(pending, text) {
+  let draft = pending.querySelector(".draft");
+  if (!draft) {
+    setStatus(pending, t("writing"));
+    draft = el("p", { class: "answer-text draft", "aria-live": "off" });
+    pending.querySelector(".bubble").append(draft);
+  }
+  draft.append(text);
+}
+
+/** An LLM answer sentence by sentence; a sentence verification could not support is marked. */
+function checkedText(answer) {
+  const p = el("p", { class: "answer-text" });
+  const byN = new Map((answer.citations || []).map((c) => [c.n, c]));
+  for (const s of answer.sentences) {
+    const span = el("span", { class: s.supported ? "sentence" : "sentence unsupported" });
+    inlineInto(span, s.text, byN);
+    if (!s.supported) {
+      span.setAttribute("title", t("unverifiedTitle"));
+      span.append(el("span", { class: "badge unverified" }, t("unverified")));
+    }
+    p.append(span);
+  }
+  return p;
+}
+
+function writerNote(answer) {
+  if (answer.writer === "llm") return t("llmWritten", { p: Math.round((answer.verified_share ?? 1) * 100) });
+  if (answer.writer_fallback_reason) return t("llmFallback", { reason: answer.writer_fallback_reason });
+  return null;
+}
+
 /** A confident answer with clickable markers and its sources, or the distinct "not covered" card. */
 export function renderAnswer(answer) {
   const meta = el("p", { class: "meta" },
@@ -151,10 +184,13 @@ export function renderAnswer(answer) {
         answer.citations?.length ? sourceList(answer.citations) : null,
         meta));
   }
+  const note = writerNote(answer);
+  if (note) meta.append(" · ", note);
+  const written = answer.writer === "llm" && answer.sentences?.length;
   return el("li", { class: "turn assistant answered" },
     el("div", { class: "bubble" },
       el("span", { class: "visually-hidden" }, `${t("assistant")}: `),
-      answerText(answer.answer || "", answer.citations || []),
+      written ? checkedText(answer) : answerText(answer.answer || "", answer.citations || []),
       answer.citations?.length ? sourceList(answer.citations) : null,
       meta));
 }
