@@ -21,7 +21,9 @@ from qa.config import Settings, get_settings
 from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
 from qa.models import Answer, Citation, IndexInfo, Scores, Timings
 from qa.retrieval import Hit, make_query, search
-from qa.store import IndexMismatch, IndexReader
+from qa.store import IndexMismatch
+from qa.vectors.base import VectorIndex
+from qa.vectors.factory import open_index
 
 RELOAD_CHECK_SECONDS = 0.5
 
@@ -53,8 +55,8 @@ class Assistant:
             model = settings.model
         return cls(Path(index_dir or settings.index_dir), settings, model)
 
-    def _open_reader(self) -> IndexReader:
-        reader = IndexReader(self.index_dir)
+    def _open_reader(self) -> VectorIndex:
+        reader = open_index(self.settings, self.index_dir)  # QA_VECTOR_STORE: faiss | milvus
         if self._explicit_model and not _same_model(self._explicit_model, reader.model):
             raise IndexMismatch(
                 f"the index in {self.index_dir}/ was built with model {reader.model!r}, not "
@@ -64,7 +66,7 @@ class Assistant:
         return reader
 
     @property
-    def reader(self) -> IndexReader:
+    def reader(self) -> VectorIndex:
         """The current generation; swapped atomically when a newer one is published."""
         now = time.monotonic()
         if now - self._last_check >= RELOAD_CHECK_SECONDS:

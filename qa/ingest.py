@@ -24,6 +24,7 @@ from qa import lexical
 from qa.chunks import ChunkerConfig, chunk_document
 from qa.config import Settings
 from qa.embedcache import open_cache
+from qa.vectors.factory import publish as publish_store
 from qa.documents import MAX_BYTES, Document, Skipped, iter_files, load_document
 from qa.store import (
     DB_NAME,
@@ -67,6 +68,7 @@ class IngestReport:
     published: bool = False
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    vector_store: dict | None = None  # what was published to a shared store (qa.vectors.factory.publish)
 
     @property
     def chunks_per_second(self) -> float:
@@ -123,9 +125,12 @@ def ingest(
     except OSError as exc:  # read-only folder, disk full: the lock file cannot be created
         raise IndexWriteError(exc.errno, f"cannot write to the index folder {index_dir}: {exc.strerror or exc}") from exc
     try:
-        return _ingest_locked(
+        report = _ingest_locked(
             root, settings, index_dir, collection, rebuild, progress, follow_symlinks, use_cache
         )
+        # QA_VECTOR_STORE=milvus: the local generation, new or unchanged, is what Milvus serves next
+        report.vector_store = publish_store(index_dir, settings)
+        return report
     finally:
         lock.release()
 
