@@ -153,6 +153,7 @@ def ask(
     """Answer a question from the indexed articles, with numbered sources."""
     from qa.assistant import Assistant, QuestionError
     from qa.store import IndexMismatch, IndexNotFound
+    from qa.vectors.base import StoreUnavailable
 
     settings = _settings(index, model)
     try:
@@ -160,6 +161,8 @@ def ask(
         ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
     except (IndexNotFound, IndexMismatch, QuestionError) as exc:
         _fail(str(exc), 2)
+    except StoreUnavailable as exc:  # QA_VECTOR_STORE=milvus and Milvus does not answer
+        _fail(str(exc), 3)
     if json_out:
         print(ans.model_dump_json(indent=2))
         return
@@ -192,13 +195,17 @@ def serve(
 @app.command()
 def stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
     """Show what the index holds: documents, passages, model, size."""
-    from qa.store import IndexNotFound, IndexReader
+    from qa.store import IndexNotFound
+    from qa.vectors.base import StoreUnavailable
+    from qa.vectors.factory import open_index
 
     settings = _settings(index)
     try:
-        r = IndexReader(settings.index_dir)
+        r = open_index(settings)  # QA_VECTOR_STORE: the index folder or Milvus
     except IndexNotFound as exc:
         _fail(str(exc), 2)
+    except StoreUnavailable as exc:
+        _fail(str(exc), 3)
     info = {"index": str(settings.index_dir), **r.info()}
     if json_out:
         print(json.dumps(info, ensure_ascii=False, indent=2))
@@ -269,7 +276,10 @@ def check(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
 
     settings = _settings(index)
     try:
-        result = check_index(settings.index_dir)
+        if settings.vector_store == "milvus":  # a replica may have no index folder: Milvus alone
+            result = _check_with_milvus(settings)
+        else:
+            result = check_index(settings.index_dir)
     except IndexNotFound as exc:
         _fail(str(exc), 2)
     if json_out:
@@ -285,6 +295,25 @@ def check(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
             err.print(f"[red]problem:[/] {p}")
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _check_with_milvus(settings) -> dict:
+    from qa.check import check_index, check_milvus
+    from qa.store import current_generation
+    from qa.vectors.base import StoreUnavailable
+
+    try:
+        m = check_milvus(settings)
+    except StoreUnavailable as exc:
+        _fail(str(exc), 3)
+    if current_generation(settings.index_dir) is None:
+        return {**m, "counts": {**m.get("counts", {}), "lexical": m.get("counts", {}).get("chunks", 0),
+                                "vectors": m.get("counts", {}).get("chunks", 0)}, "milvus": m}
+    result = check_index(settings.index_dir)
+    result["milvus"] = m
+    result["problems"] += [f"milvus: {p}" for p in m["problems"]]
+    result["ok"] = result["ok"] and m["ok"]
+    return result
 
 
 def main() -> None:  # pragma: no cover
