@@ -31,7 +31,7 @@ def setup(tmp_path_factory):
     ingest(work / "corpus", settings)
     env = milvus_env(milvus.uri, alias=ALIAS, milvus_timeout_s=2)
     # the replicas get an empty index folder: everything they serve comes from Milvus
-    servers = [start_server(work / f"replica-{i}", env_extra=env, ready_path="/readyz") for i in range(2)]
+    servers = [start_server(work / f"replica-{i}", env_extra=env, ready_path="/readyz", timeout=300) for i in range(2)]
     yield work, milvus, settings, servers
     for s in servers:
         stop_server(s)
@@ -95,9 +95,14 @@ def test_a_new_generation_is_switched_in_under_a_stream_of_questions(setup):
         assert ask(s.url, "helm uninstall 做什么？").json()["index"]["generation"] != before
 
 
-def test_milvus_unreachable_at_start_up_is_a_503_with_the_reason(tmp_path):
-    env = milvus_env(f"http://127.0.0.1:{free_port()}", alias=ALIAS, milvus_timeout_s=2)
-    srv = start_server(tmp_path / "index", env_extra=env, ready_path="/healthz")
+def test_milvus_unreachable_at_start_up_is_a_503_then_ready_once_it_answers(tmp_path, setup):
+    from qa.vectors.milvus import local_generation_dir, publish_to_milvus
+
+    work, _, settings, _ = setup
+    port = free_port()
+    env = milvus_env(f"http://127.0.0.1:{port}", alias=ALIAS, milvus_timeout_s=2)
+    srv = start_server(tmp_path / "index", env_extra=env, ready_path="/healthz", timeout=300)
+    late = None
     try:
         deadline = time.time() + 30
         while True:  # the first /readyz starts loading in the background
@@ -106,12 +111,22 @@ def test_milvus_unreachable_at_start_up_is_a_503_with_the_reason(tmp_path):
             if "Milvus" in (r.json().get("reason") or "") or time.time() > deadline:
                 break
             time.sleep(0.3)
-        assert "Milvus at http://127.0.0.1:" in r.json()["reason"] and "unavailable" in r.json()["reason"]
+        assert f"Milvus at http://127.0.0.1:{port} is unavailable" in r.json()["reason"]
         a = ask(srv.url, "kubectl 是什么？")
         assert a.status_code == 503 and a.json()["error"]["code"] == "store_unavailable"
         assert "Milvus" in a.json()["error"]["message"]
+        # Milvus comes up and gets a generation: the server becomes ready by itself, no restart
+        late = MilvusLiteServer(tmp_path / "late-milvus", port).start()
+        publish_to_milvus(local_generation_dir(work / "index"), settings.model_copy(update={"milvus_uri": late.uri}))
+        deadline = time.time() + 120
+        while httpx.get(srv.url + "/readyz", timeout=15).status_code != 200:
+            assert time.time() < deadline, "not ready after Milvus came up"
+            time.sleep(0.5)
+        assert ask(srv.url, "Helm 是什么？").json()["status"] == "answered"
     finally:
         stop_server(srv)
+        if late is not None:
+            late.stop()
 
 
 def test_milvus_going_away_turns_readyz_and_ask_into_503s(setup):

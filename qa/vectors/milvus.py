@@ -84,6 +84,10 @@ def client_for(settings: Settings):
                 c = pm.MilvusClient(
                     uri=uri, token=token, db_name=settings.milvus_db if settings.milvus_db != "default" else "",
                     timeout=settings.milvus_timeout_s,
+                    # pymilvus pings every 10 s even when idle; gRPC servers with default settings
+                    # (milvus-lite's) answer that with GOAWAY "too_many_pings" and drop the channel,
+                    # failing calls in flight. Every call has a timeout, so rarer pings lose nothing.
+                    grpc_options={"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False},
                 )
             except Exception as exc:
                 raise _unavailable(settings, exc) from None
