@@ -61,6 +61,7 @@ def ingest(
     With --watch, runs again after every change (one JSON line per run with --json).
     """
     from qa.ingest import IngestLocked, ingest as run_ingest
+    from qa.vectors.base import StoreUnavailable
 
     settings = _settings(index, model, chunk_size=chunk_size)
     root = path or settings.corpus_dir
@@ -76,6 +77,9 @@ def ingest(
         _fail(str(exc), 3)
     except (FileNotFoundError, OSError) as exc:
         _fail(str(exc))
+    except StoreUnavailable as exc:  # QA_VECTOR_STORE=milvus: the local generation is built, Milvus is not
+        _fail(f"{exc}; the index folder is up to date and the served Milvus alias untouched: run `qa ingest` "
+              "again once Milvus answers (nothing is re-embedded)", 4)
     if json_out:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -134,6 +138,12 @@ def _print_ingest_report(report, settings) -> None:
         + (f" ({report.chunks_per_second:.1f}/s)" if report.chunks_embedded else "")
         + f"\n  time: {report.seconds:.2f}s"
     )
+    vs = report.vector_store  # QA_VECTOR_STORE=milvus
+    if vs:
+        console.print(
+            f"  milvus: alias {vs['alias']} → {vs['collection']} "
+            + (f"({vs['rows']} passages written in {vs['seconds']:.2f}s)" if vs["published"] else "(already served, nothing written)")
+        )
     for s in report.skipped:
         console.print(f"  [yellow]skipped[/] {s['path']}: {s['reason']}")
     for w in report.warnings:
