@@ -48,6 +48,26 @@ def test_encoded_tokens_survive_word_tokenisers_exactly():
     assert len({lexcodec.encode(t) for t in distinct}) == len(distinct)
 
 
+def test_encoding_holds_for_random_mixed_text():
+    """Whatever qa.lexical makes of odd text (full-width, Traditional, symbols, emoji), the encoded
+    form splits back into exactly its tokens and no two tokens collide."""
+    import random
+
+    from qa import lexical
+    from qa.vectors import lexcodec
+
+    rng = random.Random(16)
+    alphabet = "abcxyz019_.-+#/:：，。 容器镜像軟體快取ＡＢ１２Ⅻ😀é\t"
+    seen: dict[str, str] = {}
+    for _ in range(300):
+        toks = lexical.tokens("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))))
+        encoded = [lexcodec.encode(t) for t in toks]
+        assert re.findall(r"\w+", lexcodec.document(toks)) == encoded
+        for t, e in zip(toks, encoded):
+            assert re.fullmatch(r"[a-z0-9]+", e) and lexcodec.decode(e) == t
+            assert seen.setdefault(e, t) == t
+
+
 @needs_milvus
 def test_milvus_lite_analyzer_sees_our_tokens():
     from milvus_lite.analyzer.factory import create_analyzer
