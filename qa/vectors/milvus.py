@@ -168,7 +168,14 @@ class MilvusReader:
         self.name = name
         desc = _call(settings, self.client.describe_collection, name)
         self.props: dict[str, str] = {str(k): str(v) for k, v in (desc.get("properties") or {}).items()}
-        check_schema(desc, self.props, where=f"Milvus collection {name} (alias {self.alias})")
+        where = f"Milvus collection {name} (alias {self.alias})"
+        check_schema(desc, self.props, where=where)
+        indexes = set(_call(settings, self.client.list_indexes, name))
+        for field, metric in (("sparse", "BM25"), ("vec", "IP")):
+            idx = _call(settings, self.client.describe_index, name, field) if field in indexes else None
+            if not idx or str(idx.get("metric_type", "")).upper() != metric:
+                raise StoreSchemaError(f"{where}: the index on {field} has metric {(idx or {}).get('metric_type')}, "
+                                       f"expected {metric}: publish again with `QA_VECTOR_STORE=milvus qa ingest --rebuild`")
         state = _call(settings, self.client.get_load_state, name)
         if "Loaded" not in str(state.get("state")):
             _call(settings, self.client.load_collection, name, timeout=max(settings.milvus_timeout_s, 60.0))
