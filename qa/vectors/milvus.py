@@ -44,6 +44,7 @@ INSTALL_HINT = "QA_VECTOR_STORE=milvus needs the milvus extra: pip install 'zh-q
 SCHEMA_VERSION = "1"
 ANALYZERS = ("standard", "whitespace")  # both keep an encoded token whole (see lexcodec)
 VARCHAR_MAX = 65535
+BOUNDED_STALENESS_S = 5.5  # Milvus's common.gracefulTime (5000 ms) and a margin
 # (name, kind): what a served collection must hold; kinds are pymilvus DataType names
 FIELDS = {
     "id": "INT64", "collection": "VARCHAR", "doc_path": "VARCHAR", "source": "VARCHAR", "title": "VARCHAR",
@@ -464,12 +465,13 @@ def publish_to_milvus(generation_dir: Path, settings: Settings, report: dict | N
         }
         _call(settings, client.create_collection, name, schema=_schema(pm, dim), index_params=_index_params(client),
               consistency_level="Bounded", properties=props, timeout=max(settings.milvus_timeout_s, 60.0))
-        written, nbytes = 0, 0
+        written, nbytes, last_insert = 0, 0, time.monotonic()
         for rows in _rows(conn, settings.milvus_batch):
             nbytes += sum(_row_bytes(r) for r in rows)
             for r in rows:
                 r["vec"] = r["vec"].tolist()
             _call(settings, client.insert, name, rows, timeout=max(settings.milvus_timeout_s, 120.0))
+            last_insert = time.monotonic()
             written += len(rows)
             fault_point("milvus-mid-insert")
         _call(settings, client.flush, name, timeout=max(settings.milvus_timeout_s, 300.0))
@@ -479,6 +481,11 @@ def publish_to_milvus(generation_dir: Path, settings: Settings, report: dict | N
                                    "the alias was not moved")
         _call(settings, client.alter_collection_properties, name,
               properties={"qa.bytes": str(nbytes), "qa.published_at": str(time.time())})
+        # Searches read with Bounded consistency (Milvus's default, the fast one): rows younger than
+        # its staleness window (5 s by default) may be invisible to them, so the alias moves only
+        # once the last insert is older than that.  milvus-lite has no such window.
+        if not _is_lite(client, settings):
+            time.sleep(max(0.0, BOUNDED_STALENESS_S - (time.monotonic() - last_insert)))
         fault_point("milvus-before-alias")
         if served is None:
             _call(settings, client.create_alias, name, alias)
@@ -490,6 +497,13 @@ def publish_to_milvus(generation_dir: Path, settings: Settings, report: dict | N
                 "previous": served, "dropped": dropped, "seconds": round(time.perf_counter() - t0, 3)}
     finally:
         conn.close()
+
+
+def _is_lite(client, settings: Settings) -> bool:
+    try:
+        return "lite" in str(client.get_server_version(timeout=settings.milvus_timeout_s)).lower()
+    except Exception:
+        return False
 
 
 def _count(client, settings: Settings, name: str) -> int:
