@@ -22,7 +22,7 @@ from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
 from qa.models import Answer, Citation, IndexInfo, Scores, Timings
 from qa.retrieval import Hit, make_query, search
 from qa.store import IndexMismatch
-from qa.vectors.base import VectorIndex
+from qa.vectors.base import StoreUnavailable, VectorIndex
 from qa.vectors.factory import open_index
 
 RELOAD_CHECK_SECONDS = 0.5
@@ -71,14 +71,20 @@ class Assistant:
         now = time.monotonic()
         if now - self._last_check >= RELOAD_CHECK_SECONDS:
             self._last_check = now
-            if self._reader.is_stale():
+            if self._stale():
                 with self._lock:
-                    if self._reader.is_stale():
+                    if self._stale():
                         fresh = self._open_reader()
                         if not _same_model(fresh.model, self.embedder.name):
                             self.embedder = get_embedder(fresh.model, self.settings)
                         self._reader = fresh
         return self._reader
+
+    def _stale(self) -> bool:
+        try:
+            return self._reader.is_stale()
+        except StoreUnavailable:  # Milvus unreachable: keep the loaded generation; searches say 503
+            return False
 
     def validate(self, question: str) -> str:
         q = (question or "").strip()

@@ -152,5 +152,7 @@ def test_milvus_going_away_turns_readyz_and_ask_into_503s(setup):
         assert a.status_code == 503, a.text
         assert a.json()["error"]["code"] == "store_unavailable" and "unavailable" in a.json()["error"]["message"]
         assert a.headers.get("retry-after")
-    # liveness stays green: restarting the pod would not bring Milvus back
+    # liveness stays green (restarting the pod would not bring Milvus back) and metrics still scrape
     assert httpx.get(servers[0].url + "/healthz", timeout=10).status_code == 200
+    m = httpx.get(servers[0].url + "/metrics", timeout=10)
+    assert m.status_code == 200 and "qa_index_passages" in m.text
