@@ -325,3 +325,16 @@ def test_a_collection_without_analyzer_or_bm25_is_refused(tmp_path, milvus, publ
     proc = subprocess.run([*QA, "ask", "kubectl 是什么？", "--index", str(tmp_path / "index")], env=env,
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 2 and said in proc.stderr.replace("\n", " ")
+
+
+def test_without_the_extra_milvus_is_refused_with_the_install_hint(monkeypatch, tmp_path):
+    import sys
+
+    from qa.vectors.base import StoreUnavailable
+    from qa.vectors.factory import open_index
+    from qa.vectors.milvus import forget_clients
+
+    forget_clients()
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # `import pymilvus` now fails
+    with pytest.raises(StoreUnavailable, match=r"pip install 'zh-qa\[milvus\]'"):
+        open_index(milvus_settings(tmp_path, "http://127.0.0.1:1"))

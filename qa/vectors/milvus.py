@@ -59,8 +59,9 @@ ROW_FIELDS = [f for f in FIELDS if f not in ("lex", "sparse", "vec")]
 def _pymilvus():
     try:
         import pymilvus
-    except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+    except ImportError:
+        # a 503 / exit 3 with the fix, like any other reason the store cannot be used
+        raise StoreUnavailable(INSTALL_HINT) from None
     # pymilvus logs a traceback per failed RPC; the caller gets one StoreUnavailable instead
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     return pymilvus
