@@ -338,3 +338,11 @@ def test_without_the_extra_milvus_is_refused_with_the_install_hint(monkeypatch, 
     monkeypatch.setitem(sys.modules, "pymilvus", None)  # `import pymilvus` now fails
     with pytest.raises(StoreUnavailable, match=r"pip install 'zh-qa\[milvus\]'"):
         open_index(milvus_settings(tmp_path, "http://127.0.0.1:1"))
+
+
+def test_the_default_store_never_imports_pymilvus():
+    code = ("import sys, qa.assistant, qa.ingest, qa.check, qa.cli, api.main; "
+            "assert not {'pymilvus', 'milvus_lite', 'qa.vectors.milvus'} & set(sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
