@@ -27,6 +27,7 @@ from api.schemas import AskRequest
 from qa.assistant import Assistant
 from qa.config import Settings
 from qa.store import IndexMismatch, IndexNotFound, generation_number
+from qa.vectors.base import StoreUnavailable
 
 log = logging.getLogger("api")
 T = TypeVar("T")
@@ -83,6 +84,9 @@ class AssistantHolder:
                 except IndexMismatch as exc:
                     self.error = str(exc)
                     raise APIError(503, "index_mismatch", str(exc)) from None
+                except StoreUnavailable as exc:
+                    self.error = str(exc)
+                    raise APIError(503, "store_unavailable", str(exc), headers={"Retry-After": "5"}) from None
                 self._wrap(bot)
                 self.generation = bot.reader.generation
                 self._bot = bot

@@ -84,6 +84,13 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError):
         return error_json(422, "invalid_request", _describe(exc.errors()))
 
+    from qa.vectors.base import StoreUnavailable
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_: Request, exc: StoreUnavailable):
+        # the shared vector store (Milvus) is down or slow: say so, never hang or 500
+        return error_json(503, "store_unavailable", str(exc), {"Retry-After": "5"})
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -21,7 +21,9 @@ from qa.config import Settings, get_settings
 from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
 from qa.models import Answer, Citation, IndexInfo, Scores, Timings
 from qa.retrieval import Hit, make_query, search
-from qa.store import IndexMismatch, IndexReader
+from qa.store import IndexMismatch
+from qa.vectors.base import StoreUnavailable, VectorIndex
+from qa.vectors.factory import open_index
 from qa.writers import AnswerWriter, get_writer
 from qa.writers.base import TokenCallback
 
@@ -57,8 +59,8 @@ class Assistant:
             model = settings.model
         return cls(Path(index_dir or settings.index_dir), settings, model, writer)
 
-    def _open_reader(self) -> IndexReader:
-        reader = IndexReader(self.index_dir)
+    def _open_reader(self) -> VectorIndex:
+        reader = open_index(self.settings, self.index_dir)  # QA_VECTOR_STORE: faiss | milvus
         if self._explicit_model and not _same_model(self._explicit_model, reader.model):
             raise IndexMismatch(
                 f"the index in {self.index_dir}/ was built with model {reader.model!r}, not "
@@ -68,19 +70,25 @@ class Assistant:
         return reader
 
     @property
-    def reader(self) -> IndexReader:
+    def reader(self) -> VectorIndex:
         """The current generation; swapped atomically when a newer one is published."""
         now = time.monotonic()
         if now - self._last_check >= RELOAD_CHECK_SECONDS:
             self._last_check = now
-            if self._reader.is_stale():
+            if self._stale():
                 with self._lock:
-                    if self._reader.is_stale():
+                    if self._stale():
                         fresh = self._open_reader()
                         if not _same_model(fresh.model, self.embedder.name):
                             self.embedder = get_embedder(fresh.model, self.settings)
                         self._reader = fresh
         return self._reader
+
+    def _stale(self) -> bool:
+        try:
+            return self._reader.is_stale()
+        except StoreUnavailable:  # Milvus unreachable: keep the loaded generation; searches say 503
+            return False
 
     def validate(self, question: str) -> str:
         q = (question or "").strip()

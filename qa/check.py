@@ -69,3 +69,55 @@ def check_index(index_dir: Path) -> dict:
         "leftover_temp": leftovers,
         "counts": {"documents": len(doc_ids), "chunks": len(chunk_ids), "lexical": len(fts_ids), "vectors": int(index.ntotal)},
     }
+
+
+def check_milvus(settings, index_dir: Path | None = None, sample: int = 32) -> dict:
+    """QA_VECTOR_STORE=milvus: the served collection against its manifest.
+
+    The manifest is the local generation it was published from (passage ids, keys, vectors)
+    when this machine has it, else the counts recorded in the collection's properties."""
+    from qa.vectors.base import StoreSchemaError
+    from qa.vectors.milvus import MilvusReader, _count
+
+    problems: list[str] = []
+    try:
+        r = MilvusReader(settings)
+    except StoreSchemaError as exc:
+        return {"ok": False, "problems": [str(exc)], "collection": None}
+    rows = {int(x["id"]): x["key"] for x in r._iterate("id >= 0", ["key"])}
+    n_docs = sum(1 for _ in r._iterate("ord == 0", ["id"]))
+    if len(rows) != r.n_chunks or _count(r.client, settings, r.name) != r.n_chunks:
+        problems.append(f"Milvus holds {len(rows)} passages, its manifest says {r.n_chunks}")
+    local_name = r.props.get("qa.local_generation")
+    local = Path(index_dir or settings.index_dir) / local_name if local_name else None
+    compared = False
+    if local is not None and (local / DB_NAME).exists():
+        compared = True
+        conn = connect(local / DB_NAME, readonly=True)
+        want = {int(a): b for a, b in conn.execute("SELECT id, key FROM chunks")}
+        docs = conn.execute("SELECT count(*) FROM documents WHERE n_chunks > 0").fetchone()[0]
+        if set(want) != set(rows):
+            problems.append(f"Milvus ids differ from {local_name} ({len(set(rows) - set(want))} extra, "
+                            f"{len(set(want) - set(rows))} missing)")
+        elif any(want[i] != rows[i] for i in want):
+            problems.append(f"{sum(want[i] != rows[i] for i in want)} passages with another key than in {local_name}")
+        if docs != n_docs:
+            problems.append(f"Milvus holds {n_docs} documents, {local_name} {docs}")
+        ids = sorted(want)[:: max(1, len(want) // sample)][:sample]
+        if ids:
+            got = {int(x["id"]): x["vec"] for x in r._c(r.client.query, r.name, ids=ids, output_fields=["vec"])}
+            bad = 0
+            for i, blob in conn.execute(f"SELECT id, vec FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids):
+                if i not in got or not np.allclose(np.frombuffer(blob, dtype=np.float32), np.asarray(got[i]), atol=1e-6):
+                    bad += 1
+            if bad:
+                problems.append(f"{bad} of {len(ids)} sampled vectors differ from {local_name}")
+        conn.close()
+        served_local = current_generation(Path(index_dir or settings.index_dir))
+        if served_local and served_local != local_name:
+            problems.append(f"Milvus serves {local_name}, the index folder is at {served_local}: run `qa ingest` "
+                            "to publish it")
+    elif n_docs != r.n_docs:
+        problems.append(f"Milvus holds {n_docs} documents, its manifest says {r.n_docs}")
+    return {"ok": not problems, "problems": problems, "collection": r.name, "generation": r.generation,
+            "compared_with_local": compared, "counts": {"documents": n_docs, "chunks": len(rows)}}

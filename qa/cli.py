@@ -75,6 +75,7 @@ def ingest(
     With --watch, runs again after every change (one JSON line per run with --json).
     """
     from qa.ingest import IngestLocked, ingest as run_ingest
+    from qa.vectors.base import StoreUnavailable
 
     settings = _settings(index, model, chunk_size=chunk_size)
     root = path or settings.corpus_dir
@@ -90,6 +91,9 @@ def ingest(
         _fail(str(exc), 3)
     except (FileNotFoundError, OSError) as exc:
         _fail(str(exc))
+    except StoreUnavailable as exc:  # QA_VECTOR_STORE=milvus: the local generation is built, Milvus is not
+        _fail(f"{exc}; the index folder is up to date and the served Milvus alias untouched: run `qa ingest` "
+              "again once Milvus answers (nothing is re-embedded)", 4)
     if json_out:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -151,6 +155,12 @@ def _print_ingest_report(report, settings, verbose: bool = True) -> None:
         + (f" ({report.chunks_per_second:.1f}/s)" if report.chunks_embedded else "")
         + f"\n  time: {report.seconds:.2f}s"
     )
+    vs = report.vector_store  # QA_VECTOR_STORE=milvus
+    if vs:
+        console.print(
+            f"  milvus: alias {vs['alias']} → {vs['collection']} "
+            + (f"({vs['rows']} passages written in {vs['seconds']:.2f}s)" if vs["published"] else "(already served, nothing written)")
+        )
     if verbose:
         for s in report.skipped:
             console.print(f"  [yellow]skipped[/] {_t(s['path'])}: {_t(s['reason'])}")
@@ -183,6 +193,7 @@ def ask(
     """
     from qa.assistant import Assistant, QuestionError
     from qa.store import IndexMismatch, IndexNotFound
+    from qa.vectors.base import StoreUnavailable
 
     settings = _settings(index, model)
     ans = None
@@ -196,6 +207,8 @@ def ask(
             ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
         except (IndexNotFound, IndexMismatch, QuestionError) as exc:
             _fail(str(exc), 2)
+        except StoreUnavailable as exc:  # QA_VECTOR_STORE=milvus and Milvus does not answer
+            _fail(str(exc), 3)
     if json_out:
         print(ans.model_dump_json(indent=2))
         return
@@ -283,13 +296,17 @@ def serve(
 @app.command()
 def stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
     """Show what the index holds: documents, passages, model, size."""
-    from qa.store import IndexNotFound, IndexReader
+    from qa.store import IndexNotFound
+    from qa.vectors.base import StoreUnavailable
+    from qa.vectors.factory import open_index
 
     settings = _settings(index)
     try:
-        r = IndexReader(settings.index_dir)
+        r = open_index(settings)  # QA_VECTOR_STORE: the index folder or Milvus
     except IndexNotFound as exc:
         _fail(str(exc), 2)
+    except StoreUnavailable as exc:
+        _fail(str(exc), 3)
     info = {"index": str(settings.index_dir), **r.info()}
     if json_out:
         print(json.dumps(info, ensure_ascii=False, indent=2))
@@ -399,7 +416,10 @@ def check(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
 
     settings = _settings(index)
     try:
-        result = check_index(settings.index_dir)
+        if settings.vector_store == "milvus":  # a replica may have no index folder: Milvus alone
+            result = _check_with_milvus(settings)
+        else:
+            result = check_index(settings.index_dir)
     except IndexNotFound as exc:
         _fail(str(exc), 2)
     if json_out:
@@ -420,6 +440,25 @@ def check(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
         )
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+def _check_with_milvus(settings) -> dict:
+    from qa.check import check_index, check_milvus
+    from qa.store import current_generation
+    from qa.vectors.base import StoreUnavailable
+
+    try:
+        m = check_milvus(settings)
+    except StoreUnavailable as exc:
+        _fail(str(exc), 3)
+    if current_generation(settings.index_dir) is None:
+        return {**m, "counts": {**m.get("counts", {}), "lexical": m.get("counts", {}).get("chunks", 0),
+                                "vectors": m.get("counts", {}).get("chunks", 0)}, "milvus": m}
+    result = check_index(settings.index_dir)
+    result["milvus"] = m
+    result["problems"] += [f"milvus: {p}" for p in m["problems"]]
+    result["ok"] = result["ok"] and m["ok"]
+    return result
 
 
 def main() -> None:  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,29 @@ class Settings(BaseSettings):
         None, description="a running zh-qa server that `qa ask` sends questions to (else INDEX/server.json "
         "written by `qa serve`, else the index is loaded in the process)",
     )
+
+    # ---- vector store (qa/vectors, docs/milvus.md) ------------------------------------------
+    # faiss: the generation folders in index_dir (default, no extra dependency). milvus: the
+    # served generation lives in Milvus (pip install 'zh-qa[milvus]'); `qa ingest` still builds
+    # the local generation (file hashes, embedding reuse) and then publishes it to Milvus.
+    vector_store: Literal["faiss", "milvus"] = Field(
+        "faiss", description="where the served index lives: faiss (index_dir) | milvus (QA_MILVUS_URI)"
+    )
+    milvus_uri: str = Field(
+        "http://127.0.0.1:19530", description="Milvus server (http://host:19530) or a milvus-lite .db path"
+    )
+    milvus_token: SecretStr | None = Field(None, description="Milvus token ('user:password' or an API key)")
+    milvus_db: str = Field("default", description="Milvus database")
+    milvus_collection: str = Field(
+        "zh_qa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
+        description="alias served; each generation is the collection <name>_gen_<number>",
+    )
+    milvus_timeout_s: float = Field(3.0, gt=0, description="timeout of one Milvus call (search, query, connect)")
+    milvus_grace_s: float = Field(
+        300.0, ge=0, description="an old generation's collection is dropped this long after the alias left it"
+    )
+    milvus_batch: int = Field(500, ge=1, le=10000, description="rows per insert when publishing")
+    # ---- end of vector store ----------------------------------------------------------------
 
     # ---- chat bots (api/bots, docs/bots.md) --------------------------------------------
     # A platform's webhook is mounted only when its secrets are set. Secrets are SecretStr so

@@ -25,6 +25,7 @@ from qa.chunks import FENCE_RE, ChunkerConfig, chunk_document, refence
 from qa.config import Settings
 from qa.progress import make_progress
 from qa.embedcache import CacheWriter, open_cache
+from qa.vectors.factory import publish as publish_store
 from qa.documents import MAX_BYTES, Document, Skipped, iter_files, load_document, skipped_files
 from qa.store import (
     DB_NAME,
@@ -71,6 +72,7 @@ class IngestReport:
     published: bool = False
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    vector_store: dict | None = None  # what was published to a shared store (qa.vectors.factory.publish)
 
     @property
     def chunks_per_second(self) -> float:
@@ -127,9 +129,12 @@ def ingest(
     except OSError as exc:  # read-only folder, disk full: the lock file cannot be created
         raise IndexWriteError(exc.errno, f"cannot write to the index folder {index_dir}: {exc.strerror or exc}") from exc
     try:
-        return _ingest_locked(
+        report = _ingest_locked(
             root, settings, index_dir, collection, rebuild, progress, follow_symlinks, use_cache
         )
+        # QA_VECTOR_STORE=milvus: the local generation, new or unchanged, is what Milvus serves next
+        report.vector_store = publish_store(index_dir, settings)
+        return report
     finally:
         lock.release()
 

@@ -15,6 +15,8 @@ import numpy as np
 from qa import lexical
 from qa.chunks import split_sentences
 from qa.store import ChunkRow, IndexReader
+from qa.vectors.base import VectorIndex
+from qa.vectors.faiss import as_index
 
 METHODS = ("hybrid", "dense", "lexical")
 STUB_PENALTY = 0.5
@@ -104,7 +106,7 @@ def fuse(
 
 
 def search(
-    reader: IndexReader,
+    reader: VectorIndex | IndexReader,
     qvec: np.ndarray | None,
     query: Query,
     k: int = 5,
@@ -117,13 +119,11 @@ def search(
 ) -> list[Hit]:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    depth = candidates if collection is None else candidates * 4
-    dense = reader.dense(qvec, depth) if method != "lexical" and qvec is not None else []
-    lex = reader.lexical(lexical.fts_query(query.tokens), depth) if method != "dense" else []
-    allowed = reader.collection_ids(collection) if collection else None
-    if allowed is not None:
-        dense = [x for x in dense if x[0] in allowed]
-        lex = [x for x in lex if x[0] in allowed]
+    # the store applies the collection filter inside both searches (qa.vectors): the true
+    # top ``candidates`` of that collection, not what survives an over-fetch
+    reader = as_index(reader)
+    dense = reader.dense(qvec, candidates, collection) if method != "lexical" and qvec is not None else []
+    lex = reader.lexical(query.tokens, candidates, collection) if method != "dense" else []
 
     fused = fuse(dense, lex, fusion, dense_weight, rrf_k)
     dscore = dict(dense)

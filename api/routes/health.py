@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import anyio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -18,6 +19,7 @@ from api.deps import AssistantDep, HolderDep
 from api.errors import ErrorResponse
 from api.schemas import Health, Ready
 from api.security import AUTH_RESPONSES, PROTECTED
+from qa.vectors.base import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -51,8 +53,18 @@ async def readyz(holder: HolderDep):
         reason = (holder.error if not holder.warming else None) or "warming up: loading the index and the model"
         holder.warm_in_background()  # no-op while warming; retries after a missing index
         return JSONResponse(Ready(ready=False, reason=reason).model_dump(), status_code=503)
-    r = bot.reader
+    try:
+        # a shared store (Milvus) is asked whether it answers, off the event loop, within its timeout
+        r = await anyio.to_thread.run_sync(_ping, bot)
+    except StoreUnavailable as exc:
+        return JSONResponse(Ready(ready=False, reason=str(exc)).model_dump(), status_code=503)
     return Ready(ready=True, generation=r.generation, model=r.model)
+
+
+def _ping(bot):
+    r = bot.reader
+    r.ping()
+    return r
 
 
 @router.get(

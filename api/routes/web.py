@@ -30,6 +30,7 @@ from api.deps import AskQueryDep, AssistantDep, SettingsDep, check_length
 from api.errors import APIError, ErrorResponse
 from api.security import AUTH_RESPONSES, PROTECTED
 from qa.assistant import Assistant, QuestionError
+from qa.vectors.base import StoreUnavailable
 
 log = logging.getLogger("api")
 router = APIRouter(tags=["web"])
@@ -114,6 +115,8 @@ async def _events(bot: Assistant, question: str, top_k: int, method: str, collec
         yield _sse("answer", answer.model_dump(mode="json"))
     except QuestionError as exc:
         yield _sse("error", {"error": {"code": "invalid_question", "message": str(exc)}})
+    except StoreUnavailable as exc:  # QA_VECTOR_STORE=milvus and Milvus does not answer
+        yield _sse("error", {"error": {"code": "store_unavailable", "message": str(exc)}})
     except Exception:  # the status line is already sent: report in-band, never a stack trace
         log.exception("unhandled error while streaming an answer")
         yield _sse("error", {"error": {"code": "internal_error", "message": "internal error; the server log has the details"}})
