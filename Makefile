@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -e '.[test,milvus]'
 	touch $@
 
 # The browser tests drive Debian's chromium through Playwright (never `playwright install`: offline).
