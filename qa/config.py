@@ -120,6 +120,19 @@ class Settings(BaseSettings):
     )
     # ---- end of service --------------------------------------------------------------------
 
+    # ---- question log, feedback and the gap report (qa/questionlog.py, qa/gaps.py; README
+    # "Knowing what is missing") ---------------------------------------------------------------
+    question_log: bool = Field(
+        True, description="record each question with its answer's status, confidence, sources and "
+        "answer id (for votes and `qa gaps`); QA_QUESTION_LOG=off records nothing"
+    )
+    question_log_days: int = Field(90, ge=1, description="questions and votes older than this many days are deleted")
+    state_dir: Path | None = Field(
+        None, description="folder of questions.sqlite; default: the index folder (beside, not inside, "
+        "its generations, so a re-ingest keeps it)"
+    )
+    # ---- end of question log -------------------------------------------------------------------
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 AnswerStatus = Literal["answered", "not_covered", "stub"]
+
+
+def new_answer_id() -> str:
+    """A random, unguessable id: votes name an answer by it (POST /feedback)."""
+    return "ans_" + secrets.token_hex(10)
 
 
 class Scores(BaseModel):
@@ -60,3 +66,6 @@ class Answer(BaseModel):
     took_ms: float
     timings: Timings = Field(default_factory=Timings)
     index: IndexInfo
+    answer_id: str = Field(
+        default_factory=new_answer_id, description="names this answer for POST /feedback (👍/👎)"
+    )
