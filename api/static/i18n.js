@@ -56,6 +56,12 @@ const STRINGS = {
     statsFailed: "Could not load the list of sources: {msg}",
     loading: "Loading…",
     noDocuments: "No articles are indexed.",
+    voteGroup: "Rate this answer",
+    voteQuestion: "Helpful?",
+    voteUp: "Helpful",
+    voteDown: "Not helpful",
+    voteThanks: "Thanks, noted.",
+    voteFailed: "Your vote was not recorded: {msg}",
   },
   zh: {
     title: "文章问答",
@@ -111,6 +117,12 @@ const STRINGS = {
     statsFailed: "无法加载资料来源列表：{msg}",
     loading: "加载中…",
     noDocuments: "还没有索引任何文章。",
+    voteGroup: "评价这个回答",
+    voteQuestion: "有帮助吗？",
+    voteUp: "有帮助",
+    voteDown: "没有帮助",
+    voteThanks: "谢谢，已记录。",
+    voteFailed: "评价没有记录下来：{msg}",
   },
 };
 

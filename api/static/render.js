@@ -113,6 +113,22 @@ export function setStatus(pending, status) {
   pending.querySelector(".status").textContent = status;
 }
 
+/** 👍/👎 under an answer: two toggle buttons (aria-pressed) and a polite status line. */
+function voteBar(answer) {
+  if (!answer.answer_id) return null;
+  return el("div", { class: "votes", role: "group", "aria-label": t("voteGroup"), "data-answer-id": answer.answer_id },
+    el("span", { class: "votes-label" }, t("voteQuestion")),
+    el("button", { type: "button", class: "vote", "data-vote": "up", "aria-pressed": "false", "aria-label": t("voteUp"), title: t("voteUp") }, "👍"),
+    el("button", { type: "button", class: "vote", "data-vote": "down", "aria-pressed": "false", "aria-label": t("voteDown"), title: t("voteDown") }, "👎"),
+    el("span", { class: "vote-status", role: "status" }));
+}
+
+/** Mark the chosen vote (or the failure) on an answer's vote bar. */
+export function setVote(bar, vote, message) {
+  for (const b of bar.querySelectorAll("button.vote")) b.setAttribute("aria-pressed", String(b.dataset.vote === vote));
+  bar.querySelector(".vote-status").textContent = message;
+}
+
 /** A confident answer with clickable markers and its sources, or the distinct "not covered" card. */
 export function renderAnswer(answer) {
   const meta = el("p", { class: "meta" },
@@ -122,14 +138,14 @@ export function renderAnswer(answer) {
       el("div", { class: "bubble" },
         el("p", { class: "nc-title" }, el("span", { class: "nc-icon", "aria-hidden": "true" }, "∅"), t("notCoveredTitle")),
         el("p", { class: "nc-text" }, t("notCoveredText")),
-        meta));
+        meta, voteBar(answer)));
   }
   return el("li", { class: "turn assistant answered" },
     el("div", { class: "bubble" },
       el("span", { class: "visually-hidden" }, `${t("assistant")}: `),
       answerText(answer.answer || "", answer.citations || []),
       answer.citations?.length ? sourceList(answer.citations) : null,
-      meta));
+      meta, voteBar(answer)));
 }
 
 /** An error card: what happened, and the buttons that can fix it (retry, enter a key). */
