@@ -21,9 +21,9 @@ from qa.config import Settings
 
 DESCRIPTION = """Answers questions from a team's Chinese Markdown articles, citing the passages used.
 
-When the server sets `QA_API_KEYS`, `/ask`, `/ask/stream` and `/stats` need
+When the server sets `QA_API_KEYS`, `/ask`, `/ask/stream`, `/feedback` and `/stats` need
 `Authorization: Bearer <key>`; `/healthz`, `/readyz`, `/metrics`, the chat page and these docs
-stay open. Errors always have the shape `{"error": {"code": "...", "message": "..."}}`.
+stay open. `/admin/gaps` (the knowledge-gap report) needs a key and is closed without keys. Errors always have the shape `{"error": {"code": "...", "message": "..."}}`.
 """
 
 
