@@ -1,21 +1,36 @@
-"""Ranked passages -> a short answer made of cited sentences, or an honest "not covered".
+"""Ranked passages -> a short answer whose first sentence answers, or an honest
+"not covered" / "not written yet".
 
-The answer is extractive: the sentences of the best passages that share the most
-(IDF-weighted) vocabulary with the question, in reading order, each group
-followed by the marker of the passage it came from.  Nothing is paraphrased, so
-every claim can be checked against its citation.
+The answer is extractive: nothing is paraphrased, so every claim can be checked against
+its citation.  Candidates are the structural units of the best passages (sentences, whole
+list items, table rows with their header, short code blocks; see :mod:`qa.units`), scored
+by the question's rare words (IDF over the candidate pool), by whether they have the shape
+of an answer to this kind of question (:mod:`qa.questions`), and demoted when they are
+prefaces, references or figure notes.  The best unit goes first, with what it introduces
+when it ends in "："; supporting units follow in reading order, each run followed by the
+marker of the passage it came from.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from qa import lexical
-from qa.chunks import split_sentences
+from qa.questions import (
+    answer_cue,
+    is_meta_sentence,
+    is_reference_section,
+    is_rhetorical,
+    is_stub_text,
+    question_type,
+)
 from qa.retrieval import Hit, Query
+from qa.units import Unit, display, split_units
 
 NOT_COVERED = "文章中没有找到这个问题的答案（The articles do not cover this question）。"
+STUB_ANSWER = "文章中有这一节，但还没有写完（The article has this section, but it is not written yet）：{section}。"
 # calibrated on CMRC 2018 dev (answerable) vs XQuAD zh questions against a CMRC index
 # (unanswerable); see bench/quality.py.  Weights for a logistic model of relevance.
 CONF_BIAS = -17.0
@@ -30,49 +45,62 @@ def confidence(hit: Hit) -> float:
     return 1 / (1 + math.exp(-z))
 
 
+# Knobs measured on bench/data/real-questions.jsonl and CMRC 2018 dev (bench/answers.py).
+# A passage's units count by its fused score relative to the best passage's, to this power:
+# two passages of one section that retrieval scores alike are read alike.
+RANK_POWER = 3.0
+MIN_RATIO = 0.2  # units of the lead's passage scoring below this share of the best are not added
+OTHER_RATIO = 0.35  # the same for units of other passages: padding from weaker passages costs more
+META_FACTOR = 0.1  # prefaces, references and figure notes only answer when nothing else does
+QUESTION_FACTOR = 0.3  # "怎么用呢？": an article's own questions lead on, they do not answer
+# How much an answer-shaped unit gains, by kind of question; factoid questions are matched by
+# their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
+CUE_WEIGHT = {"definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6, "fact": 0.0}
+CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
+CLAUSE_RE = re.compile(r"[，,；;、]")
+
+
 @dataclass
-class Sentence:
-    hit_index: int
-    start: int  # offset within the passage text
-    end: int
-    text: str
+class Candidate:
+    hit: int
+    index: int  # position in its passage's unit list
+    unit: Unit
     score: float = 0.0
 
 
-def display(sentence: str) -> str:
-    """A sentence as shown in the answer: hard line wraps joined (no space next to CJK)."""
-    lines = [ln.strip() for ln in sentence.split("\n")]
-    out = lines[0]
-    for ln in lines[1:]:
-        if not ln:
+def stub_hit(query: Query, hits: list[Hit], usable: list[bool] | None = None, depth: int = 5) -> int | None:
+    """The index of a stub section that is the best match for the question, if any.
+
+    A stub (a heading over "待补充。。。") wins when its title and headings cover more of the
+    question's words than any written passage covers with its own text: then the honest
+    answer is "that section is not written yet", not sentences borrowed from elsewhere."""
+    stubs, written = [], 0.0
+    for i, h in enumerate(hits[:depth]):
+        if usable is not None and not usable[i]:
             continue
-        out += ln if (out and not out[-1].isascii()) or not ln[0].isascii() else " " + ln
-    return out
+        if h.chunk.is_stub or is_stub_text(h.chunk.text):
+            stubs.append(i)
+        else:
+            written = max(written, h.coverage)
+    if not stubs:
+        return None
+    best = max(stubs, key=lambda i: (hits[i].coverage, -i))
+    cov = hits[best].coverage
+    return best if cov >= 0.5 and (cov > written + 0.1 or best == 0 and cov >= written) else None
 
 
-# Sentence selection knobs, measured on CMRC 2018 dev (3219 questions, 600-character
-# passages, zh-tech-corpus as distractors; bench/quality.py): answer-hit 0.912 at a mean of
-# 198 characters with a 280-character budget, 0.859 at 117 with a 145 budget.  No length
-# penalty: among sentences that match the question equally, the earlier one (reading order
-# of the best passage) wins, which beat preferring the shorter one (0.846 at 118).
-RANK_DECAY = 1.0  # weight of passage i is 1 / (1 + RANK_DECAY * i)
-MIN_RATIO = 0.2  # sentences scoring below this share of the best are never added
-LEN_PENALTY = 0.0
-BIGRAM_WEIGHT = 0.0
+def stub_answer(hits: list[Hit], i: int) -> tuple[str, dict[int, list[list[int]]]]:
+    c = hits[i].chunk
+    section = " > ".join(x for x in (c.title, c.heading) if x) or c.source
+    return STUB_ANSWER.format(section=section) + f"[{i + 1}]", {}
 
 
-LOCAL_IDF = True
+def _pool_terms(query: Query, folded: list[str]) -> tuple[tuple[str, float], ...]:
+    """Question terms re-weighted by how rare they are among the candidates.
 
-
-def _rescore_local(query: Query, cands: list[Sentence], rank_weights: dict[int, float]) -> None:
-    """Re-weight question terms by how rare they are among the candidate sentences.
-
-    The question's topic (the article's subject) occurs in nearly every sentence
-    of the right passage and says nothing about *which* sentence answers; the
-    words that occur in few candidates do.  This is IDF computed over the pool.
-    """
-    folded = [lexical.fold(c.text) for c in cands]
-    n = len(cands)
+    The question's topic (the article's subject) occurs in nearly every unit of the right
+    passage and says nothing about *which* unit answers; the words in few candidates do."""
+    n = len(folded)
     weights = []
     for t, w in query.terms:
         if not w:
@@ -80,22 +108,80 @@ def _rescore_local(query: Query, cands: list[Sentence], rank_weights: dict[int, 
         df = sum(1 for f in folded if t in f or (t in lexical.ALIASES and lexical.ALIASES[t] in f))
         if df:
             weights.append((t, w * math.log(1 + n / df)))
-    terms = tuple(weights)
+    return tuple(weights)
+
+
+def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[bool] | None) -> list[Candidate]:
+    kind = question_type(query.text)
+    cands: list[Candidate] = []
+    for hi, h in enumerate(hits[:max_passages]):
+        if usable is not None and not usable[hi]:
+            continue
+        if h.chunk.is_stub or is_stub_text(h.chunk.text) or is_reference_section(h.chunk.heading):
+            continue
+        for ui, u in enumerate(split_units(h.chunk.text, getattr(h.chunk, "kind", "text"))):
+            cands.append(Candidate(hi, ui, u))
+    if not cands:
+        return cands
+    folded = [lexical.fold(c.unit.text) for c in cands]
+    terms = _pool_terms(query, folded)
+    top = max(hits[0].fused, 1e-9)
     for c, f in zip(cands, folded):
-        hit = lexical.matched_weight(terms, f)
-        c.score = hit / (1.0 + LEN_PENALTY * math.log1p(len(c.text))) * rank_weights[c.hit_index]
+        lex = lexical.matched_weight(terms, f)
+        score = lex * min(1.0, max(hits[c.hit].fused, 0.0) / top) ** RANK_POWER
+        score *= 1 + CUE_WEIGHT[kind] * answer_cue(kind, c.unit.text)
+        if c.unit.kind == "code":
+            score *= CODE_FACTOR.get(kind, 0.5)
+        elif is_meta_sentence(c.unit.text):
+            score *= META_FACTOR
+        elif is_rhetorical(c.unit.text):
+            score *= QUESTION_FACTOR
+        c.score = score
+    if kind == "how":
+        # a command block answers the sentence that introduces it ("查看虚悬镜像：" + the command)
+        by_pos = {(c.hit, c.index): c for c in cands}
+        for c in cands:
+            if c.unit.kind == "code":
+                prev = by_pos.get((c.hit, c.index - 1))
+                if prev is not None:
+                    c.score = max(c.score, 0.9 * prev.score)
+                    if not prev.unit.follows:
+                        prev.unit.follows = [c.index]
+    return cands
 
 
-def score_sentence(query: Query, text: str) -> float:
-    folded = lexical.fold(text)
-    hit = lexical.matched_weight(query.terms, folded)
-    if BIGRAM_WEIGHT:
-        toks = set(lexical.tokens(folded, folded=True))
-        qt = [t for t in query.tokens if not lexical.is_question_word(t)]
-        if qt:
-            hit += BIGRAM_WEIGHT * 10 * sum(t in toks for t in qt) / len(qt)
-    # mild length normalisation: long sentences should not win only by being long
-    return hit / (1.0 + LEN_PENALTY * math.log1p(len(text)))
+def _trim(unit: Unit, terms: tuple[tuple[str, float], ...], budget: int, text: str) -> Unit | None:
+    """The best run of clauses of an over-long sentence that fits ``budget``."""
+    if unit.kind not in ("sent", "item") or len(unit.spans) != 1:
+        return None
+    a, b = unit.spans[0]
+    cuts = [a] + [m.end() for m in CLAUSE_RE.finditer(text, a, b)] + [b]
+    cuts = sorted(set(cuts))
+    best: tuple[float, int, int] | None = None
+    for i in range(len(cuts) - 1):
+        for j in range(i + 1, len(cuts)):
+            if len(display(text[cuts[i] : cuts[j]])) > budget - 2:
+                break
+            w = lexical.matched_weight(terms, lexical.fold(text[cuts[i] : cuts[j]]))
+            if best is None or w > best[0] or (w == best[0] and cuts[j] - cuts[i] > best[2] - best[1]):
+                best = (w, cuts[i], cuts[j])
+    if best is None:
+        end = a + budget - 1
+        return Unit(unit.kind, display(text[a:end]) + "…", [(a, end)], unit.block)
+    _, s, e = best
+    while s < e and text[s].isspace():
+        s += 1
+    shown = display(text[s:e]).rstrip("，,；;、")
+    e = s + len(text[s:e].rstrip().rstrip("，,；;、"))
+    return Unit(unit.kind, ("…" if s > a else "") + shown + ("…" if e < b else ""), [(s, e)], unit.block)
+
+
+def _shown(u: Unit) -> str:
+    if u.kind != "code":
+        return u.text
+    if "\n" not in u.text and len(u.text) <= 120:
+        return f"`{u.text.strip()}`"
+    return "\n```\n" + u.text + "\n```\n"
 
 
 def compose(
@@ -109,49 +195,82 @@ def compose(
 
     ``usable[i]`` False keeps hit i out of the answer (but its number stays i+1,
     so markers always match the citation list)."""
-    if not hits:
-        return "", {}
-    cands: list[Sentence] = []
-    for hi, h in enumerate(hits[:max_passages]):
-        if usable is not None and not usable[hi]:
-            continue
-        rank_weight = 1.0 / (1 + RANK_DECAY * hi)
-        for a, b in split_sentences(h.chunk.text):
-            t = h.chunk.text[a:b]
-            if t.lstrip().startswith(("```", "~~~", "|")):
-                continue  # code and tables are shown in the citation, not flattened into prose
-            cands.append(Sentence(hi, a, b, t, score_sentence(query, t) * rank_weight))
+    cands = _candidates(query, hits, max_passages, usable)
     if not cands:
         return "", {}
-    if LOCAL_IDF:
-        _rescore_local(query, cands, rank_weights={hi: 1.0 / (1 + RANK_DECAY * hi) for hi in range(len(hits))})
-    best = max(c.score for c in cands)
-    chosen: list[Sentence] = []
+    by_pos = {(c.hit, c.index): c for c in cands}
+
+    def group(c: Candidate) -> list[Candidate]:
+        return [c] + [by_pos[(c.hit, k)] for k in c.unit.follows if (c.hit, k) in by_pos]
+
+    def complete(c: Candidate) -> bool:
+        """A unit ending in "：" is only quoted with at least the first thing it introduces."""
+        g = group(c)
+        return not c.unit.lead_in or len(g) > 1 and len(_shown(g[0].unit)) + len(_shown(g[1].unit)) <= budget
+
+    ranked = [c for c in sorted(cands, key=lambda c: (-c.score, c.hit, c.index)) if complete(c)]
+    if not ranked:
+        return "", {}
+    best = ranked[0]
+    if best.score <= 0:
+        # nothing shares a word with the question (a dense-only match): read the top passage
+        best = next((c for c in ranked if not is_meta_sentence(c.unit.text) and c.unit.kind != "code"), ranked[0])
+    terms = _pool_terms(query, [lexical.fold(c.unit.text) for c in cands])
+
+    chosen: list[tuple[Candidate, Unit]] = []
+    taken: set[tuple[int, int]] = set()
     used = 0
-    for c in sorted(cands, key=lambda c: -c.score):
-        if chosen and c.score < MIN_RATIO * best:
-            break
-        length = len(c.text)
+
+    # the lead: the best unit, with what it introduces as far as the budget allows
+    lead = group(best)
+    for k, c in enumerate(lead):
+        length = len(_shown(c.unit))
         if used + length > budget:
-            if not chosen:
-                c = Sentence(c.hit_index, c.start, c.start + budget - 1, c.text[: budget - 1] + "…", c.score)
-                chosen.append(c)
-                break
-            continue
-        chosen.append(c)
+            if k == 0:
+                trimmed = _trim(c.unit, terms, budget, hits[c.hit].chunk.text)
+                if trimmed is not None:
+                    chosen.append((c, trimmed))
+                    taken.add((c.hit, c.index))
+                    used += len(trimmed.text)
+            break
+        chosen.append((c, c.unit))
+        taken.add((c.hit, c.index))
         used += length
-    chosen.sort(key=lambda c: (c.hit_index, c.start))
+    n_lead = len(chosen)
+
+    # supporting units, best first, shown in reading order after the lead
+    top = max(best.score, 1e-9)
+    for c in ranked:
+        if (c.hit, c.index) in taken or c.score <= 0:
+            continue
+        if c.score < (MIN_RATIO if c.hit == best.hit else OTHER_RATIO) * top:
+            break
+        if is_meta_sentence(c.unit.text) or c.unit.kind == "code" and question_type(query.text) != "how":
+            continue
+        grp = [x for x in group(c) if (x.hit, x.index) not in taken]
+        length = sum(len(_shown(x.unit)) for x in grp)
+        if used + length > budget:
+            continue
+        for x in grp:
+            chosen.append((x, x.unit))
+            taken.add((x.hit, x.index))
+        used += length
+    rest = sorted(chosen[n_lead:], key=lambda cu: (cu[0].hit, cu[0].unit.start))
+    chosen = chosen[:n_lead] + rest
+
     parts: list[str] = []
     highlights: dict[int, list[list[int]]] = {}
-    for i, c in enumerate(chosen):
-        parts.append(display(c.text))
-        highlights.setdefault(c.hit_index, []).append([c.start, c.end])
-        nxt = chosen[i + 1] if i + 1 < len(chosen) else None
-        if nxt is None or nxt.hit_index != c.hit_index:
-            parts.append(f"[{c.hit_index + 1}]")
+    for i, (c, u) in enumerate(chosen):
+        parts.append(_shown(u))
+        highlights.setdefault(c.hit, []).extend([a, b] for a, b in u.spans)
+        nxt = chosen[i + 1][0] if i + 1 < len(chosen) else None
+        if nxt is None or nxt.hit != c.hit:
+            parts.append(f"[{c.hit + 1}]")
+    for spans in highlights.values():
+        spans.sort()
     text = ""
     for p in parts:
-        if text and not p.startswith("[") and text[-1].isascii() and p[0].isascii():
+        if text and not p.startswith(("[", "\n")) and text[-1].isascii() and p[0].isascii() and not text.endswith("\n"):
             text += " "
         text += p
-    return text, highlights
+    return text.strip(), highlights

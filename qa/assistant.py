@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from qa import lexical
-from qa.answer import NOT_COVERED, compose, confidence
+from qa.answer import NOT_COVERED, compose, confidence, stub_answer, stub_hit
 from qa.config import Settings, get_settings
 from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
 from qa.models import Answer, Citation, IndexInfo, Scores, Timings
@@ -136,12 +136,17 @@ class Assistant:
         abstained = best < self.settings.min_confidence
         citations: list[Citation] = []
         text = NOT_COVERED
+        status = "not_covered" if abstained else "answered"
         if not abstained:
             # only passages that are plausibly relevant may feed the answer
             usable = [h.confidence >= self.settings.min_confidence / 2 for h in hits]
-            text, highlights = compose(
-                make_query(question), hits, budget=answer_chars or self.settings.answer_chars, usable=usable
-            )
+            query = make_query(question)
+            stub = stub_hit(query, hits, usable)
+            if stub is not None:
+                status = "stub"
+                text, highlights = stub_answer(hits, stub)
+            else:
+                text, highlights = compose(query, hits, budget=answer_chars or self.settings.answer_chars, usable=usable)
             for i, h in enumerate(hits):
                 citations.append(self._citation(i + 1, h, highlights.get(i, [])))
         timings.compose_ms = (time.perf_counter() - tc) * 1000
@@ -149,7 +154,7 @@ class Assistant:
             question=question,
             answer=text,
             abstained=abstained,
-            status="not_covered" if abstained else "answered",
+            status=status,
             confidence=round(best, 4),
             citations=citations,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),

@@ -33,7 +33,8 @@ from qa.models import Answer, Citation
 log = logging.getLogger("qa.chat")
 
 ELLIPSIS = "…"
-Status = Literal["answered", "abstained", "empty", "too_long", "unavailable", "error"]
+Status = Literal["answered", "abstained", "stub", "empty", "too_long", "unavailable", "error"]
+STUB_MARK = "📝 "  # a stub answer ("not written yet") must not read like an answer at a glance
 
 
 # --------------------------------------------------------------------------- escaping
@@ -225,7 +226,8 @@ def render(
     head = [d.quote(fit_text(question, d, max(16, limit // 4))), ""] if question else []
     sources = chosen_sources(answer, max_sources)
     lines = [_source_line(c, d) for c in sources]
-    body = d.escape(answer.answer)
+    mark = STUB_MARK if answer.status == "stub" else ""
+    body = mark + d.escape(answer.answer)
     text = _assemble(head, body, lines, d)
     if d.size(text) <= limit:
         return Rendered(text=text, truncated=False, sources=[c.n for c in sources])
@@ -347,7 +349,7 @@ class Chat:
                 log.exception("on_answer hook failed")
         r = render(answer, dialect, limit, question if quote_question else None, self.max_sources)
         return Reply(
-            status="abstained" if answer.abstained else "answered",
+            status="abstained" if answer.abstained else ("stub" if answer.status == "stub" else "answered"),
             text=r.text,
             question=question,
             answer=answer,

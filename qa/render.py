@@ -8,7 +8,9 @@ from qa.models import Answer
 def render_terminal(ans: Answer, console) -> None:
     from rich.markup import escape
 
-    style = "yellow" if ans.abstained else "bold"
+    style = "yellow" if ans.abstained or ans.status == "stub" else "bold"
+    if ans.status == "stub":
+        console.print("[yellow]✎ stub: the section exists but is not written yet[/]")
     console.print(f"[{style}]{escape(ans.answer)}[/]")
     if ans.citations:
         console.print()

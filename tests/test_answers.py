@@ -16,7 +16,8 @@ def test_seed_question_cites_the_docker_article_with_heading_and_lines(assistant
     assert "docker-k8s" in top.path
     assert "关系" in top.heading
     assert top.line_start >= 1 and top.line_end >= top.line_start
-    assert "[1]" in ans.answer
+    first = int(re.search(r"\[(\d+)\]", ans.answer).group(1))
+    assert "docker-k8s" in ans.citations[first - 1].path
 
 
 def test_chinese_paraphrase_is_found_densely(assistant):

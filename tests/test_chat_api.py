@@ -73,10 +73,11 @@ def test_off_topic_abstains_without_sources(chat):
 @pytest.mark.parametrize("limit", [60, 150, 400])
 def test_render_always_fits_the_limit(chat, dialect, limit):
     answer = chat.reply(QUESTION, MARKDOWN).answer
+    full = render(answer, dialect, limit=100_000)
     r = render(answer, dialect, limit=limit, question=QUESTION + " <b>&</b>" * 5)
     assert dialect.size(r.text) <= limit
     # "truncated" tells exactly whether the answer or its sources were shortened
-    assert r.truncated == (dialect.escape(answer.answer) not in r.text or r.sources != [1, 2])
+    assert r.truncated == (dialect.escape(answer.answer) not in r.text or r.sources != full.sources)
 
 
 def test_render_drops_uncited_sources_before_cutting_the_answer():
@@ -139,3 +140,11 @@ def test_example_bot_runs(built_index, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO(QUESTION + "\n"))
     assert example.main(["--index", str(built_index), "--json"]) == 0
     assert Answer.model_validate_json(capsys.readouterr().out.strip()).citations
+
+
+@pytest.mark.parametrize("dialect", [SLACK, FEISHU, DINGTALK, WECOM])
+def test_stub_section_reads_as_not_written_yet_in_every_bot(chat, dialect):
+    reply = chat.reply("Dockerfile 是什么？", dialect)
+    assert reply.status == "stub"
+    assert reply.text.startswith("📝") and "还没有写完" in reply.text and "待补充" not in reply.text
+    assert reply.sources  # the stub section is cited, so a writer can find it

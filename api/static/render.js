@@ -65,21 +65,39 @@ function citeButton(c, cls, ...label) {
   );
 }
 
-/** The answer text with each [n] that has a citation turned into a button. */
-function answerText(text, citations) {
-  const byN = new Map(citations.map((c) => [c.n, c]));
-  const p = el("p", { class: "answer-text" });
-  const re = /\[(\d+)\]/g;
+/** Plain text with each [n] that has a citation turned into a button and `code` as code. */
+function inlineInto(parent, text, byN) {
+  const re = /\[(\d+)\]|`([^`\n]+)`/g;
   let last = 0;
   let m;
   while ((m = re.exec(text))) {
-    if (m.index > last) p.append(text.slice(last, m.index));
-    const c = byN.get(Number(m[1]));
-    p.append(c ? citeButton(c, "cite", String(c.n)) : m[0]);
+    if (m.index > last) parent.append(text.slice(last, m.index));
+    if (m[2] !== undefined) {
+      parent.append(el("code", {}, m[2]));
+    } else {
+      const c = byN.get(Number(m[1]));
+      parent.append(c ? citeButton(c, "cite", String(c.n)) : m[0]);
+    }
     last = re.lastIndex;
   }
-  if (last < text.length) p.append(text.slice(last));
-  return p;
+  if (last < text.length) parent.append(text.slice(last));
+}
+
+/** The answer text: prose with clickable markers, and the commands it quotes as code blocks. */
+function answerText(text, citations) {
+  const byN = new Map(citations.map((c) => [c.n, c]));
+  const box = el("div", { class: "answer-text" });
+  const parts = text.split(/\n?```\n?/);
+  parts.forEach((part, i) => {
+    if (i % 2 === 1) {
+      box.append(el("pre", { class: "answer-code" }, el("code", {}, part.replace(/\n$/, ""))));
+    } else if (part.trim()) {
+      const p = el("p", {});
+      inlineInto(p, part.replace(/^\n+|\n+$/g, ""), byN);
+      box.append(p);
+    }
+  });
+  return box;
 }
 
 function sourceList(citations) {
@@ -139,6 +157,15 @@ export function renderAnswer(answer) {
         el("p", { class: "nc-title" }, el("span", { class: "nc-icon", "aria-hidden": "true" }, "∅"), t("notCoveredTitle")),
         el("p", { class: "nc-text" }, t("notCoveredText")),
         meta, voteBar(answer)));
+  }
+  if (answer.status === "stub") {
+    return el("li", { class: "turn assistant stub" },
+      el("div", { class: "bubble" },
+        el("p", { class: "nc-title" }, el("span", { class: "nc-icon", "aria-hidden": "true" }, "✎"), t("stubTitle")),
+        el("p", { class: "nc-text" }, t("stubText")),
+        answerText(answer.answer || "", answer.citations || []),
+        answer.citations?.length ? sourceList(answer.citations) : null,
+        meta));
   }
   return el("li", { class: "turn assistant answered" },
     el("div", { class: "bubble" },

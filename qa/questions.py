@@ -1,0 +1,119 @@
+"""What a question asks for, and which sentences look like answers to it.
+
+Sentence choice by shared words alone lets a preface that repeats the article's title
+("本篇文章目的：让你更全面了解k8s……") outrank the sentence that answers.  These cues are
+the cheap, deterministic part of "answers in meaning": the kind of question (definition,
+reason, difference, how-to, relation), the shape of a sentence that answers that kind
+("X 是一个……", "因为……", "而……", a command), and the sentences that never answer
+anything (prefaces, "参考 <url>", figure captions, "话不多说").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+QuestionType = Literal["definition", "why", "difference", "how", "relation", "fact"]
+
+_TYPE_PATTERNS: list[tuple[QuestionType, re.Pattern[str]]] = [
+    ("difference", re.compile(r"区别|不同|差异|差别|对比|比较|异同|优缺点|优劣|相比|\bvs\.?\b|versus|difference", re.I)),
+    ("relation", re.compile(r"关系|联系|relationship|related", re.I)),
+    ("why", re.compile(r"为什么|为何|为啥|什么原因|原因是|好处|有什么用|意义何在|\bwhy\b", re.I)),
+    ("how", re.compile(
+        r"怎么|如何|怎样|命令|步骤|方法|用法|\bhow\b|哪个参数|什么参数|哪个选项|配置|设置|安装|卸载|删除|清理|查看|列出|"
+        r"开启|关闭|启用|禁用|回滚|升级|部署|创建|排查|解决",
+        re.I,
+    )),
+    ("definition", re.compile(r"是什么|是啥|什么是|指什么|是指|含义|定义|什么意思|何为|是干什么|干什么用|做什么|\bwhat\s+(is|are)\b", re.I)),
+]
+
+
+def question_type(question: str) -> QuestionType:
+    """The first matching kind, most specific first ("Docker 和虚拟机有什么区别" is a difference,
+    not a definition); ``fact`` when nothing matches (who/when/how many …)."""
+    for kind, pattern in _TYPE_PATTERNS:
+        if pattern.search(question):
+            return kind
+    return "fact"
+
+
+# The shape of a sentence that answers each kind of question.
+_ANSWER_CUES: dict[QuestionType, re.Pattern[str]] = {
+    "definition": re.compile(
+        r"是一[个种款套类组]|是指|指的是|就是|即为|称为|叫做|被称为|简称|是用于|是用来|用于|负责|"
+        r"(?:是|为)[^，。；]{0,30}(?:工具|系统|平台|引擎|组件|框架|服务|对象|资源|机制|方式|技术|项目|文件|集合|抽象|单元|接口|控制器|程序)"
+    ),
+    "why": re.compile(r"因为|由于|为了|所以|因此|原因|目的|好处|以便|使得|从而|导致|避免|解决|保证|确保|统一|方便"),
+    "difference": re.compile(r"而|不同|区别|相比|相较|比[^，。]{0,12}更|不像|差异|反之|然而|但是|却|则|优于|没有自己的|直接运行"),
+    "how": re.compile(r"使用|执行|运行|通过|输入|命令|可以用|可用|首先|然后|接着|最后|设置|配置|指定|添加|修改|参数|选项|--?[a-z]"),
+    "relation": re.compile(r"管理|组件|看成|看作|依赖|基于|之上|负责|属于|包含|支持|调度|编排|即"),
+    "fact": re.compile(r"\d|是|为|有"),
+}
+
+# Openers that state the point plainly; they answer any kind of question they share words with.
+_SUMMARY_RE = re.compile(r"^(?:说白了|简单来说|简单地说|简而言之|总之|总的来说|总结一下|换句话说|也就是说|一句话|本质上|概括来说)")
+
+# Sentences that never answer: prefaces, references, figure captions, transitions, TOC lines.
+_META_RES = [
+    re.compile(r"^(?:参考|参阅|参见|来源|原文|转载|出处|引用|via)[：:\s]*(?:<|\(|（|\[|https?://)", re.I),
+    re.compile(r"^(?:参考|参阅|参见|原文|出处)(?:资料|文献|链接)?[：:]?\s*https?://", re.I),
+    re.compile(r"^(?:本篇文章|这篇文章|本文|本章|本节|本篇)(?:的)?(?:目的|主要|将|会|旨在|介绍|讲|带你|从|希望|内容)"),
+    re.compile(r"话不多说|废话不多说|闲话少说|言归正传|开干|进入正题|下面进入"),
+    re.compile(r"^(?:如|见|参见)?[上下]图(?:所示|是|中|为|展示|显示)?"),
+    re.compile(r"^如图\d*(?:所示)?|^(?:而|另外|同时)?图\s*\d+\s*(?:是|为|：|:|展示|显示|中)"),
+    re.compile(r"这幅图|那张图|这张图|两张[^，。]{0,6}图|下面这张图|如下图"),
+    re.compile(r"^(?:接下来|下面|首先)?(?:我们|咱们)?(?:先|再|来|一起)?(?:来)?(?:看看|看一下|看|介绍一下|介绍|聊聊|讲讲|说说)[^。]{0,30}[：:]$"),
+    re.compile(r"^(?:目前发现|希望(?:我)?(?:这篇|本篇|本)文章|希望本文|希望对你|感谢阅读|欢迎(?:留言|关注|转发))"),
+    re.compile(r"^(?:目录|table of contents)\s*$", re.I),
+]
+
+URL_ONLY_RE = re.compile(r"^\W*(?:https?://\S+\W*)+$")
+URL_RE = re.compile(r"<?https?://\S+>?")
+REFERENCE_HEADING_RE = re.compile(r"^(?:参考|参考资料|参考文献|参考链接|相关链接|相关阅读|延伸阅读|扩展阅读|引用|references?|see also|further reading)\s*$", re.I)
+STUB_WORDS_RE = re.compile(r"(待补充|待完善|待更新|未完待续|敬请期待|\bTODO\b|\bTBD\b|\bWIP\b|coming soon|施工中|写作中)", re.I)
+_CONTENT_RE = re.compile(r"[\w\u4e00-\u9fff]")
+
+
+def is_meta_sentence(text: str) -> bool:
+    """A sentence about the article or its figures rather than about the subject."""
+    s = text.strip().lstrip("*_>#-• ").strip()
+    if not s:
+        return True
+    if URL_ONLY_RE.match(s):
+        return True
+    if URL_RE.search(s) and len(_CONTENT_RE.findall(URL_RE.sub("", s))) <= 24:
+        return True  # "k8s 和 Docker 关系简单说明 <https://…>": a link with its title
+    return any(p.search(s) for p in _META_RES)
+
+
+def is_reference_section(heading: str) -> bool:
+    """A "参考资料" / "References" section: its lines are links, never answers."""
+    last = heading.split(" > ")[-1].strip() if heading else ""
+    return bool(REFERENCE_HEADING_RE.match(last))
+
+
+def is_stub_text(text: str) -> bool:
+    """A passage with nothing written yet: a stub word, perhaps a "参阅 <url>" line, and no
+    more than a few words of content (so "TODO: 补充 HPA 的例子" inside a long section is not a stub)."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not is_meta_sentence(ln)]
+    rest = "".join(lines)
+    if not rest.strip():
+        return False
+    if STUB_WORDS_RE.search(rest):
+        return len(_CONTENT_RE.findall(STUB_WORDS_RE.sub("", rest))) <= 12
+    return rest.strip() in {"略", "暂无", "无", "..."}
+
+
+def is_rhetorical(text: str) -> bool:
+    """A sentence that asks rather than tells ("怎么用呢？"): articles ask to lead on, not to answer."""
+    return text.rstrip().endswith(("？", "?")) or text.rstrip().endswith(("呢。", "吗。"))
+
+
+def answer_cue(kind: QuestionType, text: str) -> float:
+    """1.0 when the sentence has the shape of an answer to this kind of question, else 0.0;
+    a plain-spoken summary opener ("说白了，……") adds 0.5."""
+    s = text.strip()
+    cue = 1.0 if _ANSWER_CUES[kind].search(s) else 0.0
+    if _SUMMARY_RE.match(s):
+        cue += 0.5
+    return cue

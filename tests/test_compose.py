@@ -1,0 +1,224 @@
+"""Answer composition without the model: structure-aware units, cues, lead-first order, stubs.
+
+Hits are built by hand from passage text (retrieval is not the point here), so these run in
+milliseconds and say exactly which rule an answer follows.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from qa.answer import STUB_ANSWER, compose, stub_hit
+from qa.questions import is_meta_sentence, is_stub_text, question_type
+from qa.retrieval import Hit, coverage, make_query
+from qa.store import ChunkRow
+from qa.units import display, split_units
+
+
+def hit(text: str, heading: str = "节", fused: float = 1.0, title: str = "文章", kind: str = "text", stub: bool = False) -> Hit:
+    row = ChunkRow(id=1, key="k", doc_path="a.md", collection="default", title=title, doc_meta={}, heading=heading,
+                   text=text, start=0, end=len(text), line_start=1, line_end=text.count("\n") + 1,
+                   is_stub=stub, kind=kind, source="a.md")
+    return Hit(row, fused)
+
+
+def answer(question: str, *hits: Hit, budget: int = 280) -> str:
+    q = make_query(question)
+    for h in hits:
+        h.coverage = coverage(q, " ".join([h.chunk.title, h.chunk.heading, h.chunk.text]))
+    return compose(q, list(hits), budget=budget)[0]
+
+
+def first_sentence(ans: str) -> str:
+    return re.split(r"(?<=[。！？])|\[\d+\]", ans, maxsplit=1)[0]
+
+
+# -- units -------------------------------------------------------------------------------
+
+
+def test_list_item_is_one_unit_with_the_value_at_its_start():
+    text = "重启策略有三种：\n\n- `Always`：容器退出时总是重启，这是 RestartPolicy 的默认值。\n- `OnFailure`：失败时重启。\n"
+    units = split_units(text)
+    kinds = [u.kind for u in units]
+    assert kinds == ["sent", "item", "item"]
+    assert units[1].text.startswith("`Always`") and units[1].text.endswith("默认值。")
+    # the lead-in introduces the whole list
+    assert units[0].lead_in and units[0].follows == [1, 2]
+
+
+def test_table_row_is_quoted_with_its_header():
+    text = "| 参数 | 说明 |\n| --- | --- |\n| `-f` | 强制删除 |\n| `-a` | 删除全部 |"
+    units = split_units(text)
+    assert [u.text for u in units] == ["参数：`-f`；说明：强制删除", "参数：`-a`；说明：删除全部"]
+    # every quoted range is text of the passage that the answer shows
+    for u in units:
+        for a, b in u.spans:
+            assert text[a:b] in u.text
+
+
+def test_code_block_is_never_cut_and_diagrams_are_never_units():
+    text = (
+        "查看虚悬镜像：\n\n```bash\n## 查看虚悬镜像\ndocker image ls -f dangling=true\n```\n\n"
+        "```mermaid\nflowchart TD\n  A --> B\n  subgraph Volume\n  end\n```\n\n"
+        "```\nflowchart LR\n  x --> y\n```\n"
+    )
+    units = split_units(text)
+    assert [u.kind for u in units] == ["sent", "code"]
+    assert units[1].text == "## 查看虚悬镜像\ndocker image ls -f dangling=true"
+    assert not any("flowchart" in u.text or "subgraph" in u.text for u in units)
+
+
+def test_command_output_blocks_and_thematic_breaks_are_not_quoted():
+    text = "运行后输出如下：\n\n```text\nNAME READY STATUS\nweb 1/1 Running\n```\n\n---\n\n这说明 Pod 已经运行。"
+    units = split_units(text)
+    assert [u.text for u in units] == ["运行后输出如下：", "这说明 Pod 已经运行。"]
+
+
+def test_long_code_passage_cut_by_the_chunker_is_code():
+    units = split_units("kubectl get pods -A\nkubectl describe pod web", kind="code")
+    assert [u.kind for u in units] == ["code"]
+
+
+# -- cues --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "question,kind",
+    [
+        ("Docker 和虚拟机有什么区别？", "difference"),
+        ("k8s 和 Docker 是什么关系？", "relation"),
+        ("为什么要用 Docker？", "why"),
+        ("怎么删除虚悬镜像？", "how"),
+        ("Dockerfile 是什么？", "definition"),
+        ("Kubernetes 1.28 是哪一年发布的？", "fact"),
+    ],
+)
+def test_question_type(question, kind):
+    assert question_type(question) == kind
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "本篇文章目的：让你更全面了解k8s概念，以及学到在工作中常用的操作。",
+        "在正式开始k8s之前，我们先看看k8s和Docker的关系，话不多说，开干。",
+        "参考 https://mp.weixin.qq.com/s/CHkU-LwxK9l7c_Z1-jAYWw",
+        "注意，大家别把这幅图与上面Docker的那张图混淆了，图1是从虚拟化角度说明的。",
+        "上图是Docker容器与传统虚拟化方式的不同之处：",
+        "如图所示，请求先到达 Ingress。",
+        "接下来我们看两张经典的图：",
+        "k8s 和 Docker 关系简单说明 <https://mp.weixin.qq.com/s/CHkU-LwxK9l7c_Z1-jAYWw>",
+    ],
+)
+def test_meta_sentences(sentence):
+    assert is_meta_sentence(sentence)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "说白了，我们用kubernetes去管理Docker集群，即可以将Docker看成Kubernetes内部使用的低级别组件。",
+        "Docker 镜像是一个特殊的文件系统，包含：",
+        "本地镜像默认保存在 /var/lib/docker 目录下。",
+        "图形界面可以通过 Dashboard 访问，详见 https://kubernetes.io/docs/tasks/access-application-cluster/web-ui-dashboard/ 中的部署步骤和权限配置说明。",
+        "下面的命令会删除所有已停止的容器。",
+    ],
+)
+def test_content_sentences_are_not_meta(sentence):
+    assert not is_meta_sentence(sentence)
+
+
+def test_stub_text():
+    assert is_stub_text("待补充。。。")
+    assert is_stub_text("参阅 https://mp.weixin.qq.com/s/dckA1ezcABndN5WSg1BOBA\n\n待补充。。。")
+    assert is_stub_text("TODO")
+    assert not is_stub_text("HPA 根据 CPU 使用率自动扩缩 Pod 的副本数。TODO: 补充自定义指标的例子，以及 KEDA 的对比和生产环境的配置建议。")
+    assert not is_stub_text("Pod 是最小的调度单位。")
+
+
+# -- composition -------------------------------------------------------------------------
+
+
+def test_the_answering_sentence_comes_first_not_the_preface():
+    h = hit(
+        "本篇文章目的：让你更全面了解k8s和Docker的关系。话不多说，开干。\n\n"
+        "k8s 最早由 Google 开源。说白了，我们用kubernetes去管理Docker集群，即可以将Docker看成Kubernetes内部使用的低级别组件。"
+    )
+    ans = answer("k8s 和 Docker 是什么关系？", h)
+    assert first_sentence(ans).startswith("说白了")
+    assert "本篇文章目的" not in ans
+
+
+def test_lead_in_is_kept_with_the_list_it_introduces():
+    h = hit("镜像是分层存储的。Docker 镜像是一个特殊的文件系统，包含：\n\n- 程序、库和资源\n- 配置参数，如环境变量和用户\n\n镜像不包含动态数据。")
+    ans = answer("Docker 镜像包含什么？", h)
+    assert ans.startswith("Docker 镜像是一个特殊的文件系统，包含：")
+    assert "程序、库和资源" in ans and "配置参数" in ans
+
+
+def test_a_command_answers_a_how_question_as_code():
+    h = hit("虚悬镜像没有仓库名也没有标签。\n\n删除虚悬镜像：\n\n```bash\ndocker image prune\n```\n")
+    ans = answer("怎么删除虚悬镜像？", h)
+    assert "`docker image prune`" in ans
+    assert ans.index("删除虚悬镜像") < ans.index("docker image prune")
+
+
+def test_no_answer_ends_in_a_colon_without_its_continuation():
+    h = hit("原因一般有两种：\n\n1. 镜像拉取失败，例如镜像名写错或者私有仓库没有配置凭据。\n2. 容器启动后立即退出。", heading="Pod 一直处于 Pending 或 CrashLoopBackOff")
+    ans = answer("Pod 起不来一般是什么原因？", h, budget=60)
+    assert not re.search(r"[：:]\[\d+\]$", ans) and not re.search(r"[：:]$", ans)
+
+
+def test_weak_padding_from_another_passage_is_left_out():
+    good = hit("Helm 回滚使用 helm rollback 命令，指定 release 名称和版本号。", fused=1.0)
+    weak = hit("Helm 的图标是一个船舵。", fused=0.55, heading="杂谈")
+    ans = answer("Helm 怎么回滚？", good, weak)
+    assert "helm rollback" in ans and "船舵" not in ans
+
+
+def test_long_lead_is_cut_to_the_clauses_that_answer():
+    h = hit("Kubernetes 是一个可移植、可扩展的开源平台，用于管理容器化的工作负载和服务，方便进行声明式配置和自动化，"
+            "它拥有一个庞大且快速增长的生态系统，其服务、支持和工具的使用范围广泛，默认的 Pod 重启策略是 Always，"
+            "这一点在很多场景下都很重要，其他的内容这里就不再赘述了。")
+    ans = answer("Pod 默认的重启策略是什么？", h, budget=80)
+    assert "Always" in ans and len(re.sub(r"\[\d+\]", "", ans)) <= 80
+
+
+def test_highlights_are_the_text_shown():
+    h = hit("| 参数 | 说明 |\n| --- | --- |\n| `--force` | 强制删除 |\n\n删除 Pod 时可以加参数。")
+    q = make_query("强制删除用什么参数？")
+    h.coverage = coverage(q, h.chunk.text)
+    text, highlights = compose(q, [h], budget=200)
+    assert highlights[0]
+    for a, b in highlights[0]:
+        assert display(h.chunk.text[a:b]) in text
+
+
+def test_stub_section_that_matches_the_question_is_reported_as_stub():
+    q = make_query("Dockerfile 是什么？")
+    stub = hit("待补充。。。", heading="Docker 和 k8s 之间是什么关系 > Dockerfile 是什么", fused=0.6, stub=True)
+    other = hit("Docker 是一个开源的应用容器引擎。", heading="简要介绍", fused=1.0)
+    hits = [other, stub]
+    for h in hits:
+        h.coverage = coverage(q, " ".join([h.chunk.title, h.chunk.heading, h.chunk.text]))
+    assert stub_hit(q, hits) == 1
+
+
+def test_stub_does_not_win_when_written_text_covers_the_question():
+    q = make_query("Docker 是什么？")
+    stub = hit("待补充。。。", heading="Dockerfile 是什么", fused=0.6, stub=True)
+    other = hit("Docker 是一个开源的应用容器引擎。", heading="Docker 是什么", fused=1.0)
+    hits = [other, stub]
+    for h in hits:
+        h.coverage = coverage(q, " ".join([h.chunk.title, h.chunk.heading, h.chunk.text]))
+    assert stub_hit(q, hits) is None
+    assert "{section}" in STUB_ANSWER
+
+
+def test_a_lead_in_whose_list_does_not_fit_is_not_quoted():
+    h = hit("Pod 有五种状态，分别是：\n\n- Pending：Pod 已被系统接受，但有一个或者多个容器尚未创建亦未运行，包括等待调度和下载镜像的时间。\n\n"
+            "Pod 的状态保存在 status.phase 字段中。")
+    ans = answer("Pod 有哪些状态？", h, budget=40)
+    assert "分别是：" not in ans
