@@ -158,8 +158,9 @@ def main() -> None:
     for rel, text in STUB_ARTICLES.items():
         (corpus / rel).parent.mkdir(parents=True, exist_ok=True)
         (corpus / rel).write_text(text, encoding="utf-8")
+    os.chdir(work)  # citations then read corpus/ops/oncall.md, as in a team's checkout
     settings = Settings(index_dir=index)
-    assert ingest(corpus, settings).published
+    assert ingest(Path("corpus"), settings).published
 
     labelled = texts_by_label(rng)
     bot = Assistant.open(index, settings=settings)
@@ -226,15 +227,20 @@ def main() -> None:
 
     # the report, in-process
     reader = bot.reader
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report = build_report(ql, 31 * 86400, reader=reader, settings=settings, top=40)
-    report_s = time.perf_counter() - t0
+    report_s, report_cpu = time.perf_counter() - t0, time.process_time() - c0
     # and as the command a writer runs (a fresh process: imports, index open, report, JSON)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_INDEX_DIR": str(index)}
+    import resource
+
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "qa.cli", "gaps", "--since", "31d", "--json", "--html", str(work / "gaps.html")],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     cli_s = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cli_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     # quality: cluster labels per row, recomputed exactly as build_report does (on distinct texts)
@@ -272,7 +278,9 @@ def main() -> None:
                 "status_by_kind": {k: dict(v) for k, v in by_label_status.items()},
                 "topics_missing": len(MISSING), "topics_stub": len(STUB_TOPICS), "noise_from_cmrc": "noise" in labelled},
         "hot_path": hot_path,
-        "seconds": {"ask_distinct_texts": round(ask_s, 1), "build_report": round(report_s, 2), "qa_gaps_cli": round(cli_s, 2)},
+        "seconds": {"ask_distinct_texts": round(ask_s, 1), "build_report": round(report_s, 2), "build_report_cpu": round(report_cpu, 2),
+                    "qa_gaps_cli": round(cli_s, 2), "qa_gaps_cli_cpu": round(cli_cpu, 2),
+                    "loadavg_1m_at_end": round(os.getloadavg()[0], 1)},
         "target": {"qa_gaps_s": 10.0, "cohesion": 0.8},
         "distance": DISTANCE,
         "quality": chosen,

@@ -269,6 +269,11 @@ def _where(src: dict) -> str:
     return f"{src.get('path', '?')}:{lines[0]}"
 
 
+def _lead(sources: list[dict]) -> dict:
+    """The passage an answer rests on: the first one its text cites, else the first listed."""
+    return next((s for s in sources if s.get("cited")), sources[0])
+
+
 def _stub_lookup(reader, sources: set[tuple[str, int]]) -> set[tuple[str, int]]:
     """Which of these (path, first line) passages are stubs in the served index."""
     if reader is None or not sources:
@@ -378,8 +383,8 @@ def build_report(
             t["down"] += v["down"]
             t["up"] += v["up"]
         if sources:
-            first = (sources[0].get("path", "?"), (sources[0].get("lines") or [0])[0])
-            cited_first.add(first)
+            lead = _lead(sources)
+            cited_first.add((lead.get("path", "?"), (lead.get("lines") or [0])[0]))
         if v is not None and v["down"] > 0:
             down_voted.append(DownVoted(
                 answer_id=answer_id, question=question, ts=ts, status=status, confidence=conf,
@@ -391,7 +396,7 @@ def build_report(
     for answer_id, ts, channel, question, status, conf, sources in parsed:
         if not sources:
             continue
-        s0 = sources[0]
+        s0 = _lead(sources)
         key = (s0.get("path", "?"), (s0.get("lines") or [0])[0])
         if status == "stub" or key in stubs_in_index:
             texts[question]["stub_at"][_where(s0)] += 1  # answered from a stub: a gap too

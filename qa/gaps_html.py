@@ -107,7 +107,7 @@ def _group_row(g: Group) -> str:
         near = (f'<div><code>{e(n.path)}:{n.line_start}</code></div>'
                 f'<div class="muted">{e(n.title)}{" › " + e(n.heading) if n.heading else ""} · {n.confidence:.2f}</div>')
     examples = "".join(f"<li>{e(x)}</li>" for x in g.examples)
-    votes = f'<div class="muted">👎 {g.down_votes} · 👍 {g.up_votes}</div>' if g.down_votes or g.up_votes else ""
+    votes = f'<div class="muted">{g.down_votes} down · {g.up_votes} up</div>' if g.down_votes or g.up_votes else ""
     return (
         "<tr>"
         f'<td><div class="topic">{e(g.name)}</div><p class="line">{e(describe(g))}</p><ul class="ex">{examples}</ul></td>'
@@ -127,10 +127,10 @@ def _source(s: dict) -> str:
 def _down_row(d) -> str:
     comments = "".join(f"<blockquote>{e(c)}</blockquote>" for c in d.comments)
     sources = "".join(_source(s) for s in d.sources[:3]) or '<span class="empty">no sources</span>'
-    ups = f" · 👍 {d.up}" if d.up else ""
+    ups = f" · {d.up} up" if d.up else ""
     return (
         f"<tr><td>{e(d.question)}{comments}</td>"
-        f'<td class="num">👎 {d.down}{ups}</td>'
+        f'<td class="num">{d.down} down{ups}</td>'
         f'<td>{e(d.status)} · {d.confidence:.2f}<div class="muted">{e(_date(d.ts, True))}</div></td>'
         f"<td>{sources}</td></tr>"
     )
@@ -145,8 +145,8 @@ def render_html(report: GapReport, title: str = "What the articles don't cover y
         f"<li><b>{r.questions}</b>questions</li>"
         f"<li><b>{nc / total:.0%}</b>not covered ({nc})</li>"
         f"<li><b>{stub}</b>answered from a stub</li>"
-        f"<li><b>{r.votes.get('down', 0)}</b>👎 votes</li>"
-        f"<li><b>{r.votes.get('up', 0)}</b>👍 votes</li>"
+        f"<li><b>{r.votes.get('down', 0)}</b>votes down</li>"
+        f"<li><b>{r.votes.get('up', 0)}</b>votes up</li>"
         f"<li><b>{r.groups_total}</b>topics</li>"
     )
     groups = "".join(_group_row(g) for g in r.groups) or '<tr><td colspan="4" class="empty">no questions yet</td></tr>'

@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import queue
+import re
 import secrets
 import sqlite3
 import threading
@@ -90,12 +91,17 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
 def sources_of(answer: Answer) -> list[dict]:
-    """The cited passages as the log keeps them: where they are, not what they say."""
+    """The cited passages as the log keeps them: where they are, not what they say. ``cited``:
+    the answer text refers to it with [n] (a stub answer names the stub section this way)."""
+    cited = {int(m) for m in _MARKER.findall(answer.answer or "")}
     return [
         {
             "n": c.n, "path": c.path, "lines": [c.line_start, c.line_end], "heading": c.heading,
-            "title": c.title, "confidence": c.scores.confidence, "low": c.low_confidence,
+            "title": c.title, "confidence": c.scores.confidence, "low": c.low_confidence, "cited": c.n in cited,
         }
         for c in answer.citations
     ]

@@ -122,3 +122,21 @@ def test_cli_gaps_json_and_html(logged, built_index, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "qa.cli", "gaps", "--index", str(tmp_path / "nothing")],
                              capture_output=True, text=True, cwd=ROOT, env={**env, "QA_STATE_DIR": str(tmp_path / "none")}, timeout=120)
     assert missing.returncode == 2 and "no question log" in missing.stderr
+
+
+def test_many_distinct_questions_go_through_the_leader_pass():
+    """Above LINKAGE_MAX distinct texts the linkage runs on leaders; topics must survive it."""
+    import numpy as np
+
+    from qa import gaps
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(6, 64)).astype(np.float32)
+    labels_true = np.repeat(np.arange(6), 700)  # 4,200 distinct texts > LINKAGE_MAX
+    x = centers[labels_true] + rng.normal(scale=0.08, size=(len(labels_true), 64)).astype(np.float32)
+    assert len(x) > gaps.LINKAGE_MAX
+    got = gaps.cluster(x, distance=0.12)
+    for k in range(6):
+        members = got[labels_true == k]
+        assert np.bincount(members).max() == len(members)  # each topic in one group
+    assert len(set(got.tolist())) == 6

@@ -165,7 +165,7 @@ export function renderAnswer(answer) {
         el("p", { class: "nc-text" }, t("stubText")),
         answerText(answer.answer || "", answer.citations || []),
         answer.citations?.length ? sourceList(answer.citations) : null,
-        meta));
+        meta, voteBar(answer)));
   }
   return el("li", { class: "turn assistant answered" },
     el("div", { class: "bubble" },
