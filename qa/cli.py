@@ -343,7 +343,11 @@ def log_stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
     if json_out:
         print(json.dumps(out, ensure_ascii=False))
         return
+    import time
+
     for k, v in out.items():
+        if k in ("oldest", "newest") and v:
+            v = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v))
         console.print(f"[bold]{k:>15}[/]: {v}")
 
 

@@ -129,3 +129,18 @@ def test_admin_page_needs_a_key_and_escapes_questions(srv, state):
     assert any(d["question"] == hostile for d in js.json()["down_voted"])
     bad = httpx.get(srv.url + "/admin/gaps", params={"since": "soon"}, headers=AUTH, timeout=30)
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_since"
+
+
+def test_log_off_stores_nothing_and_refuses_votes(built_index, tmp_path):
+    srv = start_server(built_index, {"QA_API_KEYS": KEY, "QA_QUESTION_LOG": "off", "QA_STATE_DIR": str(tmp_path)},
+                       ready_path="/readyz")
+    try:
+        a = ask(srv, "Helm 怎么回滚？")
+        assert a["answer_id"].startswith("ans_")  # answers are unchanged
+        r = vote(srv, {"answer_id": a["answer_id"], "vote": "up"})
+        assert r.status_code == 404 and "QA_QUESTION_LOG=off" in r.json()["error"]["message"]
+        page = httpx.get(srv.url + "/admin/gaps", headers=AUTH, timeout=30)
+        assert page.status_code == 404 and page.json()["error"]["code"] == "question_log_off"
+    finally:
+        stop_server(srv)
+    assert not (tmp_path / "questions.sqlite").exists()

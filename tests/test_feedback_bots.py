@@ -133,3 +133,10 @@ def test_feishu_card_has_vote_buttons_and_the_callback_records_the_vote(bot, fak
     assert [v[1] for v in votes_for(built_index, answer_id)] == ["up"]
     unknown = feishu_post(bot, card_action("ans_00000000000000000000", "down"))
     assert unknown.status_code == 200 and unknown.json()["toast"]["type"] == "info"
+
+
+def test_admin_page_is_closed_on_a_server_without_api_keys(bot):
+    import httpx
+
+    r = httpx.get(bot.url + "/admin/gaps", auth=("writer", "anything"), timeout=30)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "admin_closed"
