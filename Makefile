@@ -10,7 +10,7 @@ QA := $(VENV)/bin/qa
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run install install-test index serve test bench clean
+.PHONY: run install install-test index serve test test-fast bench clean
 
 run: index serve
 
@@ -53,6 +53,10 @@ serve: install
 
 test: install-test
 	$(PY) -m pytest -q
+
+# The fast tier: no model, no server, no browser (a minute on 2 cores).
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -q -m "not model and not server and not browser"
 
 bench: install-test
 	$(PY) bench/ingest_and_ask.py

@@ -19,6 +19,7 @@ from typing import Annotated, Callable, Literal, TypeVar
 
 import anyio
 from fastapi import Depends, Query, Request
+from pydantic import BeforeValidator
 
 from api.batching import BatchingEmbedder
 from api.errors import APIError
@@ -229,9 +230,16 @@ HolderDep = Annotated[AssistantHolder, Depends(get_holder)]
 AssistantDep = Annotated[Assistant, Depends(get_assistant)]
 
 
+def _digits(value: object) -> object:
+    """A query's top_k is written in digits: "3", not "3.0", " 3" or "true"."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("top_k must be a whole number written in digits")
+    return value
+
+
 async def ask_query(
     q: Annotated[str, Query(min_length=1, max_length=2000, description="The question.")],
-    top_k: Annotated[int, Query(ge=1, le=50, description="How many passages to cite.")] = 5,
+    top_k: Annotated[int, Query(ge=1, le=50, description="How many passages to cite."), BeforeValidator(_digits)] = 5,
     collection: Annotated[str | None, Query(max_length=200, description="Only search this collection.")] = None,
     method: Literal["hybrid", "dense", "lexical"] = "hybrid",
 ) -> AskRequest:

@@ -6,9 +6,10 @@ import logging
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("api")
 
@@ -40,19 +41,42 @@ def _describe(errors: list[dict]) -> str:
     return "; ".join(parts)
 
 
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the app answers on the request's path (HEAD with GET, OPTIONS always)."""
+    methods = {"OPTIONS"}
+    routes = request.app.router.routes
+    for m in _METHOD_ORDER[:-1]:  # asked route by route, through the public matches()
+        probe = {**request.scope, "method": m}
+        if any(route.matches(probe)[0] == Match.FULL for route in routes):
+            methods.add(m)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods, key=lambda m: _METHOD_ORDER.index(m) if m in _METHOD_ORDER else len(_METHOD_ORDER))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError):
         return error_json(exc.status_code, exc.code, str(exc.detail), exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException):
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:
+            # Allow: every method of every route on this path (FastAPI names only the first route's)
+            allow = {"Allow": ", ".join(allowed_methods(request))}
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=allow)
+            return error_json(405, "method_not_allowed", f"{request.method} is not allowed here; use {allow['Allow']}", allow)
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
             # FastAPI's answer to a body that is not UTF-8: the same 422 as malformed JSON
             return error_json(422, "invalid_request", "request body is not valid JSON (UTF-8)")
         code = {
             400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-            408: "body_timeout", 413: "body_too_large", 429: "rate_limited", 503: "unavailable",
+            408: "body_timeout", 413: "body_too_large", 429: "rate_limited", 431: "headers_too_large",
+            503: "unavailable",
         }.get(exc.status_code, "http_error")
         return error_json(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 

@@ -29,7 +29,8 @@ stay open. `/admin/gaps` (the knowledge-gap report) needs a key and is closed wi
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="zh-qa", version=__version__, description=DESCRIPTION)
+    # no redirect_slashes: "/static/app.js/" is a 404, never a redirect to a URL built from Host
+    app = FastAPI(title="zh-qa", version=__version__, description=DESCRIPTION, redirect_slashes=False)
     app.state.settings = settings
     m = metrics.install(app)
     holder = app.state.holder = AssistantHolder(settings, metrics=m)

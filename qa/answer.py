@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass
 
 from qa import lexical
+from qa.cues import is_meta_sentence
 from qa.questions import (
     answer_cue,
-    is_meta_sentence,
     is_reference_section,
     is_rhetorical,
     is_stub_text,

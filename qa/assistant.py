@@ -180,6 +180,7 @@ class Assistant:
             line_start=c.line_start,
             line_end=c.line_end,
             collection=c.collection,
+            kind=c.kind if c.kind in ("text", "code", "table", "diagram") else "text",
             low_confidence=h.confidence < self.settings.min_confidence,
             highlights=highlights,
             scores=Scores(

@@ -178,17 +178,33 @@ class Runner:
         self._run = run
         self.backend = backend
 
-    def encode(self, texts: list[str], prompt_name: str | None, batch_size: int) -> np.ndarray:
+    def encode(self, texts: list[str], prompt_name: str | None, batch_size: int, max_tokens: int = 0) -> np.ndarray:
+        """Vectors in the callers' order (see ``iter_encode``)."""
+        out = None
+        for rows, vecs in self.iter_encode(texts, prompt_name, batch_size, max_tokens):
+            if out is None:
+                out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+            out[rows] = vecs
+        return np.ascontiguousarray(out) if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+    def iter_encode(self, texts: list[str], prompt_name: str | None, batch_size: int, max_tokens: int = 0):
+        """Yield ``(indices, vectors)`` per batch.  Texts are tokenised once per slice of 256,
+        sorted by token count and run in batches of at most ``batch_size`` texts *and*
+        ``max_tokens`` padded tokens, so a batch of long passages stays small: activation
+        memory grows with batch x length (attention with length squared)."""
+        from qa.embeddings import token_batches
+
         prefix = self.prompts.get(prompt_name, "") if prompt_name else ""
-        texts = [prefix + t for t in texts]
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        parts = []
-        for i in range(0, len(texts), max(1, batch_size)):
-            parts.append(self._run(*self.tokenize([texts[j] for j in order[i : i + batch_size]])))
-        vecs = np.concatenate(parts).astype(np.float32, copy=False)
-        out = np.empty_like(vecs)
-        out[order] = vecs
-        return np.ascontiguousarray(out)
+        step = 256  # tokenise in slices, so a long list never holds one giant padded matrix
+        for w in range(0, len(texts), step):
+            ids, mask = self.tokenize([prefix + t for t in texts[w : w + step]])
+            lengths = mask.sum(1)
+            left = not mask[:, 0].all()  # a tokenizer that pads on the left keeps tokens at the end
+            for rows in token_batches(lengths, batch_size, max_tokens):
+                width = int(lengths[rows].max())
+                cols = slice(ids.shape[1] - width, None) if left else slice(0, width)
+                vecs = self._run(np.ascontiguousarray(ids[rows, cols]), np.ascontiguousarray(mask[rows, cols]))
+                yield w + rows, np.asarray(vecs, dtype=np.float32)
 
 
 def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Runner | None:
@@ -211,7 +227,9 @@ def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Ru
         ) from exc
     onnx_file = ensure_exported(embedder.model, path, settings.cache_dir, int8=backend == "onnx-int8")
     if backend in ("onnx", "onnx-int8"):
-        session = _ort_session(onnx_file, threads, bool(getattr(settings, "onnx_spin", False)))
+        session = _ort_session(
+            onnx_file, threads, bool(getattr(settings, "onnx_spin", False)), bool(getattr(settings, "onnx_arena", False))
+        )
 
         def run(ids, mask):
             return session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
@@ -320,10 +338,16 @@ class LeanRunner(Runner):
         self.dim = cfg.dim
 
 
-def _ort_session(onnx_file: Path, threads: int, spin: bool = False):
+def _ort_session(onnx_file: Path, threads: int, spin: bool = False, arena: bool = False):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    # ONNX Runtime's CPU arena keeps the largest buffers it ever needed (a batch of long
+    # passages: hundreds of MB of attention scores) and never gives them back; without it
+    # each run's buffers return to malloc, so the peak follows the current batch only.
+    # Memory patterns pre-plan buffers per input shape, which varies with every batch here.
+    opts.enable_cpu_mem_arena = arena
+    opts.enable_mem_pattern = arena
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
@@ -334,7 +358,9 @@ def _ort_session(onnx_file: Path, threads: int, spin: bool = False):
     return ort.InferenceSession(str(onnx_file), opts, providers=["CPUExecutionProvider"])
 
 
-def load_lean(path: str, cache_dir: Path, backend: str, threads: int, spin: bool = False) -> LeanRunner | None:
+def load_lean(
+    path: str, cache_dir: Path, backend: str, threads: int, spin: bool = False, arena: bool = False
+) -> LeanRunner | None:
     """An ONNX Runtime runner for an already exported local folder, or None (load it the slow way)."""
     if backend not in ("onnx", "onnx-int8") or not Path(path).is_dir():
         return None
@@ -345,7 +371,7 @@ def load_lean(path: str, cache_dir: Path, backend: str, threads: int, spin: bool
     if not onnx_file.exists():
         return None
     try:
-        session = _ort_session(onnx_file, threads, spin)
+        session = _ort_session(onnx_file, threads, spin, arena)
     except ImportError:
         return None
     except Exception as exc:  # a truncated export, say: the slow path exports it again

@@ -24,6 +24,10 @@ LIST_RE = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+")
 # ASCII !? and '.' followed by whitespace.  Runs like "。。。" stay together.
 SENT_END_RE = re.compile(r"(?:[。！？；!?]+|\.(?=\s)|…+)[”’」』）)\"']*")
 CONTENT_CHAR_RE = re.compile(r"[\w\u4e00-\u9fff]")
+# Fenced languages that are diagrams, not code: their source is kept for citations but never
+# embedded or indexed as prose (see ``diagram_labels``).
+DIAGRAM_LANGS = frozenset({"mermaid", "mmd", "plantuml", "puml", "uml", "dot", "graphviz", "flow", "flowchart",
+                           "sequence", "sequencediagram", "ditaa", "nomnoml", "d2"})
 STUB_RE = re.compile(r"^(待补充|待完善|TODO|TBD|未完待续|敬请期待|略)[。.！!…\s]*$", re.I)
 
 
@@ -62,7 +66,9 @@ class ChunkerConfig:
     overlap: int = 1  # sentences carried over into the next passage
 
     def fingerprint(self) -> str:
-        return f"chunker-v1:size={self.size}:hard={self.hard_limit}:overlap={self.overlap}"
+        # v2: diagrams are passages of their own (labels embedded), cut code blocks are re-fenced,
+        # thematic breaks and backslash escapes are cleaned (qa.documents)
+        return f"chunker-v2:size={self.size}:hard={self.hard_limit}:overlap={self.overlap}"
 
 
 @dataclass
@@ -77,25 +83,103 @@ class Chunk:
     line_start: int
     line_end: int
     is_stub: bool
-    kind: str = "text"  # text | code | table
+    kind: str = "text"  # text | code | table | diagram
+    # A piece of a code block cut at the hard limit lacks its opening and/or closing fence in
+    # ``text`` (an exact slice of the body); these are the fence lines shown around it.
+    fence_open: str = ""
+    fence_close: str = ""
 
     @property
     def heading(self) -> str:
         return " > ".join(self.heading_path)
 
+    @property
+    def display_text(self) -> str:
+        """What readers are shown and what is stored: the slice, re-fenced when it was cut out of
+        a longer code block, so no passage has an unbalanced fence.  ``start``/``end`` stay the
+        slice's own offsets in the body."""
+        text = self.text
+        if self.fence_open:
+            text = f"{self.fence_open}\n{text}"
+        if self.fence_close:
+            text = f"{text}\n{self.fence_close}"
+        return text
+
+    @property
+    def index_text(self) -> str:
+        """What the model and the lexical index see of the passage: a diagram's labels, never
+        its source (``flowchart TD``, arrows and node ids are not prose)."""
+        return diagram_labels(self.text) if self.kind == "diagram" else self.display_text
+
     def embed_text(self, title: str) -> str:
         """What the model sees: the passage with its context, so that a stub or a
         bare list item is still findable by its title and headings."""
         ctx = " > ".join([title, *self.heading_path]) if title else self.heading
-        return f"{ctx}\n{self.text}" if ctx else self.text
+        body = self.index_text
+        return f"{ctx}\n{body}" if ctx and body else (ctx or body)
 
 
 @dataclass
 class _Unit:
     start: int
     end: int
-    kind: str  # sent | code | table
+    kind: str  # sent | code | table | diagram
     hard_break: bool = False  # a unit that must not share a passage with what precedes
+    alone: bool = False  # a diagram or a piece of a cut code block: a passage of its own
+    opener: str = ""  # the fence line of the block this unit comes from ("```go")
+
+
+_FENCE_LINE_RE = re.compile(r"^[ \t>]*(`{3,}|~{3,})(.*)$")
+_LABEL_RES = (
+    re.compile(r'"([^"\n]+)"'),  # quoted labels: A["..."], label="..." (dot), participant "..."
+    re.compile(r"\[\[?[/\\]?([^\[\]\n\"]+?)[/\\]?\]\]?"),  # mermaid [label], [[label]], [/label/]
+    re.compile(r"\(\(?\[?([^()\[\]\n\"]+?)\]?\)?\)"),  # (label), ((label)), ([label])
+    re.compile(r"\{\{?([^{}\n\"]+?)\}\}?"),  # {decision}
+    re.compile(r"\|([^|\n]+)\|"),  # -->|edge label|
+    re.compile(r":\s*([^:\n;]+?)\s*;?\s*$", re.M),  # A->>B: message; st=>start: 开始; note: text
+    re.compile(r"--\s+([^-\n>][^\n]*?)\s+--[->]", re.M),  # A -- label --> B
+    re.compile(r"\bas\s+([^\n]+?)\s*$", re.M),  # participant A as 名称
+    re.compile(r"^\s*(?:title|subgraph|section)\s+([^\n\[]+?)\s*$", re.M),  # titles of diagrams and groups
+)
+_LABEL_NOISE = re.compile(r"^[A-Za-z0-9_.-]{1,3}$|^(?:TD|TB|LR|RL|BT|end|fill|stroke)\b", re.I)
+
+
+def diagram_labels(source: str) -> str:
+    """The human-written labels of a diagram (node texts, edge labels, messages, titles),
+    one per line in order of appearance: what a question about the diagram can match.
+    Node ids, arrows and keywords are dropped; a diagram without labels yields ''."""
+    lines = [ln for ln in source.split("\n") if not _FENCE_LINE_RE.match(ln) and not ln.lstrip().startswith("%%")]
+    text = "\n".join(lines)
+    found: list[tuple[int, str]] = []
+    for rx in _LABEL_RES:
+        for m in rx.finditer(text):
+            label = m.group(1).strip().strip("\"'")
+            if label and CONTENT_CHAR_RE.search(label) and not _LABEL_NOISE.match(label):
+                found.append((m.start(1), label))
+    out: list[str] = []
+    for _, label in sorted(found):
+        if not any(label in o for o in out):
+            out = [o for o in out if o not in label] + [label]
+    return "\n".join(out)
+
+
+def _missing_close(text: str) -> str:
+    """The closing marker when ``text`` has an odd number of fence lines (an unclosed block)."""
+    fences = [m.group(1) for ln in text.split("\n") if (m := _FENCE_LINE_RE.match(ln))]
+    return fences[-1][0] * 3 if len(fences) % 2 else ""
+
+
+def refence(text: str, opener: str) -> tuple[str, str]:
+    """The fence lines a code passage needs so that it reads as one balanced block:
+    ``opener`` in front unless it starts with a fence line, and the closing marker after
+    when its fence lines (counting the added opener) do not pair up."""
+    if not opener:
+        return "", ""
+    first = text.split("\n", 1)[0]
+    fence_open = "" if _FENCE_LINE_RE.match(first) else opener
+    n = sum(1 for ln in text.split("\n") if _FENCE_LINE_RE.match(ln)) + (1 if fence_open else 0)
+    marker = _FENCE_LINE_RE.match(opener).group(1) if _FENCE_LINE_RE.match(opener) else "```"
+    return fence_open, (marker if n % 2 else "")
 
 
 def _line_spans(body: str) -> list[tuple[int, int]]:
@@ -177,7 +261,10 @@ def _sections(doc: Document, cfg: ChunkerConfig) -> list[_Section]:
             while j < len(lines) and not lines[j].lstrip().startswith(marker[0] * len(marker)):
                 j += 1
             j = min(j, len(lines) - 1)
-            current.units.extend(_code_units(body, spans, i, j, cfg.hard_limit, "code"))
+            info = line.strip()[len(marker):].strip().strip("{}.").split()
+            lang = info[0].lower() if info else ""
+            kind = "diagram" if lang in DIAGRAM_LANGS else "code"
+            current.units.extend(_code_units(body, spans, i, j, cfg.hard_limit, kind, opener=line.strip()))
             i = j + 1
             continue
         if TABLE_RE.match(line):
@@ -215,18 +302,26 @@ def _sections(doc: Document, cfg: ChunkerConfig) -> list[_Section]:
     return [s for s in sections if s.units]
 
 
-def _code_units(body, spans, i, j, hard_limit, kind) -> list[_Unit]:
-    """A fenced block or table as one unit, or cut on lines if over the hard limit."""
+def _code_units(body, spans, i, j, hard_limit, kind, opener: str = "") -> list[_Unit]:
+    """A fenced block or table as one unit, or cut on lines if over the hard limit.
+
+    Diagrams and the pieces of a cut block are passages of their own (``alone``): a piece
+    is shown re-fenced with the block's ``opener``, which only works when nothing else
+    shares its passage."""
     a, b = spans[i][0], spans[j][1]
     if b - a <= hard_limit:
-        return [_Unit(a, b, kind, hard_break=True)]
+        return [_Unit(a, b, kind, hard_break=True, alone=kind == "diagram", opener=opener)]
     units, s = [], a
     for k in range(i, j + 1):
         la, lb = spans[k]
+        # never a passage of only the opening or only the closing fence line: they stay with
+        # their neighbour (a piece that is then too long is cut by characters in qa.ingest)
+        if k == i + 1 and opener or k == j and FENCE_RE.match(body[la:lb]):
+            continue
         if lb - s > hard_limit and la > s:
-            units.append(_Unit(s, la - 1, kind, hard_break=True))
+            units.append(_Unit(s, la - 1, kind, hard_break=True, alone=bool(opener), opener=opener))
             s = la
-    units.append(_Unit(s, b, kind, hard_break=True))
+    units.append(_Unit(s, b, kind, hard_break=True, alone=bool(opener), opener=opener))
     return units
 
 
@@ -244,10 +339,14 @@ def chunk_document(doc: Document, cfg: ChunkerConfig | None = None) -> list[Chun
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
     for section in _sections(doc, cfg):
-        for a, b, kind in _pack(section.units, cfg):
+        for a, b, kind, opener in _pack(section.units, cfg):
             text = doc.body[a:b]
             if not text.strip():
                 continue
+            if kind in ("code", "diagram"):
+                fence_open, fence_close = refence(text, opener)
+            else:  # prose followed by a block left open at the end of the article
+                fence_open, fence_close = "", _missing_close(text)
             n = seen.get(text, 0)
             seen[text] = n + 1
             key = hashlib.sha256(f"{doc.path}\0{text}\0{n}".encode()).hexdigest()[:20]
@@ -262,31 +361,38 @@ def chunk_document(doc: Document, cfg: ChunkerConfig | None = None) -> list[Chun
                     end=b,
                     line_start=doc.source_line(a),
                     line_end=doc.source_line(b - 1),
-                    is_stub=is_stub(text),
+                    is_stub=kind != "diagram" and is_stub(text),
                     kind=kind,
+                    fence_open=fence_open,
+                    fence_close=fence_close,
                 )
             )
     return chunks
 
 
-def _pack(units: list[_Unit], cfg: ChunkerConfig) -> list[tuple[int, int, str]]:
+def _pack(units: list[_Unit], cfg: ChunkerConfig) -> list[tuple[int, int, str, str]]:
     """Greedy packing of units into passages of about ``cfg.size`` characters.
 
     Sentences overlap by ``cfg.overlap`` between neighbouring passages; code and
     table units never overlap and never share a passage with prose that would
-    push them over the size.
+    push them over the size; diagrams and pieces of cut code blocks are alone.
+    Yields ``(start, end, kind, fence opener)``.
     """
-    out: list[tuple[int, int, str]] = []
+    out: list[tuple[int, int, str, str]] = []
     cur: list[_Unit] = []
 
     def emit() -> None:
         if cur:
             kinds = {u.kind for u in cur}
-            kind = "text" if "sent" in kinds else next(iter(kinds))
-            out.append((cur[0].start, cur[-1].end, kind))
+            kind = "text" if "sent" in kinds else "code" if "code" in kinds else next(iter(kinds))
+            opener = cur[0].opener if len(cur) == 1 else ""
+            out.append((cur[0].start, cur[-1].end, kind, opener))
 
     for u in units:
-        if cur and (u.end - cur[0].start > cfg.size or u.hard_break and u.end - cur[0].start > cfg.size):
+        if cur and (u.alone or cur[-1].alone):
+            emit()
+            cur = []
+        elif cur and (u.end - cur[0].start > cfg.size or u.hard_break and u.end - cur[0].start > cfg.size):
             emit()
             carry = [x for x in cur[-cfg.overlap :] if x.kind == "sent"] if cfg.overlap else []
             # only carry when it leaves room for the new unit
@@ -294,3 +400,42 @@ def _pack(units: list[_Unit], cfg: ChunkerConfig) -> list[tuple[int, int, str]]:
         cur.append(u)
     emit()
     return out
+
+
+# ---- checks of what passages look like (tests/test_ingest_constructs.py, bench/ingest.py) ----
+
+_DIAGRAM_SOURCE_RE = re.compile(
+    r"^\s*(?:(?:graph|flowchart)\s+(?:TD|TB|LR|RL|BT)\b|(?:sequenceDiagram|classDiagram|stateDiagram(?:-v2)?|erDiagram"
+    r"|gantt|journey|gitGraph|mindmap)\s*$|subgraph\s|@startuml|digraph\s+\w*\s*\{)",
+    re.M,
+)
+_THEMATIC_RE = re.compile(r"^ {0,3}(?:([-*_])[ \t]*(?:\1[ \t]*){2,}|={3,}[ \t]*)$")
+_ESCAPE_RE = re.compile(r"\\[!-/:-@\[-`{}~]")
+_SPAN_RE = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)")
+
+
+def passage_problems(text: str, kind: str) -> list[str]:
+    """What would make a stored passage read as garbage: diagram source outside a diagram
+    passage, a layout-only line (thematic break) as its last line, a Markdown backslash
+    escape in its prose, or an odd number of fence lines."""
+    problems = []
+    lines = text.split("\n")
+    prose, inside = [], False
+    for ln in lines:
+        if _FENCE_LINE_RE.match(ln):
+            inside = not inside
+            continue
+        if not inside:
+            prose.append(ln)
+    if kind != "diagram" and _DIAGRAM_SOURCE_RE.search(text):
+        problems.append("diagram_source")
+    tail = [ln for ln in prose if ln.strip()]
+    if tail and _THEMATIC_RE.match(tail[-1]):
+        problems.append("ends_with_thematic_break")
+    # table rows ("\|" is a literal pipe there) and indented code blocks keep their backslashes
+    flat = "\n".join(ln for ln in prose if not ln.lstrip().startswith("|") and not ln.startswith(("    ", "\t")))
+    if _ESCAPE_RE.search(_SPAN_RE.sub("", flat)):
+        problems.append("backslash_escape")
+    if sum(1 for ln in lines if _FENCE_LINE_RE.match(ln)) % 2:
+        problems.append("unbalanced_fence")
+    return problems

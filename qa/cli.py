@@ -35,8 +35,19 @@ def _settings(index: Path | None = None, model: str | None = None, **extra):
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {_t(message)}")
     raise typer.Exit(code)
+
+
+def _t(value) -> str:
+    """Outside text (file names, reasons, titles) for rich: control characters shown as escapes
+    (an ESC or a newline in a file name can neither colour the terminal nor forge a report
+    line), and no [markup]. JSON output needs neither: json.dumps escapes them."""
+    from rich.markup import escape
+
+    from qa.safetext import printable
+
+    return escape(printable(value))
 
 
 @app.command()
@@ -53,11 +64,14 @@ def ingest(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Keep running: re-ingest whenever files change (Ctrl-C stops).")] = False,
     debounce: Annotated[int, typer.Option(help="With --watch: group changes for up to this many milliseconds.", min=0)] = 1000,
     poll: Annotated[bool, typer.Option(help="With --watch: poll instead of inotify (network file systems).")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr: a bar on a terminal, a line every ~10 s otherwise.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason (--json always does).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Read articles, split them into passages, embed them and publish a new index generation.
 
     Re-running only re-embeds new and changed files; the served index is replaced atomically.
+    Vectors reach the embedding cache as they are computed, so an interrupted run resumes.
     With --watch, runs again after every change (one JSON line per run with --json).
     """
     from qa.ingest import IngestLocked, ingest as run_ingest
@@ -69,7 +83,7 @@ def ingest(
         return
     try:
         report = run_ingest(
-            root, settings, collection=collection, rebuild=rebuild, progress=not json_out and sys.stderr.isatty(),
+            root, settings, collection=collection, rebuild=rebuild, progress="auto" if progress else False,
             wait=wait, follow_symlinks=follow_symlinks, use_cache=cache,
         )
     except IngestLocked as exc:
@@ -79,7 +93,7 @@ def ingest(
     if json_out:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         return
-    _print_ingest_report(report, settings)
+    _print_ingest_report(report, settings, verbose)
 
 
 def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, json_out) -> None:
@@ -100,7 +114,7 @@ def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, j
             if json_out:
                 print(json.dumps({"error": str(outcome), "at": stamp}, ensure_ascii=False), flush=True)
             else:
-                err.print(f"[bold red]{stamp} ingest failed:[/] {outcome} (retrying in a few seconds or on the next change)")
+                err.print(f"[bold red]{stamp} ingest failed:[/] {_t(outcome)} (retrying in a few seconds or on the next change)")
             return
         if json_out:
             print(json.dumps(outcome.to_dict(), ensure_ascii=False), flush=True)
@@ -110,7 +124,7 @@ def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, j
             sys.stdout.flush()
 
     if not json_out:
-        err.print(f"watching {root}/ for changes (Ctrl-C to stop)")
+        err.print(f"watching {_t(root)}/ for changes (Ctrl-C to stop)")
     try:
         runs = run_watch(
             root, settings, collection=collection, debounce_ms=debounce, poll=poll,
@@ -122,22 +136,32 @@ def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, j
         err.print(f"stopped watching after {runs} run(s)")
 
 
-def _print_ingest_report(report, settings) -> None:
+def _print_ingest_report(report, settings, verbose: bool = True) -> None:
+    from collections import Counter
+
     if report.rebuild_reason:
         console.print(f"[yellow]full rebuild:[/] {report.rebuild_reason}")
     console.print(
-        f"[bold]{report.root}[/] → {settings.index_dir}/ ({report.generation or 'nothing published'})\n"
-        f"  files: {report.files_seen} seen, {len(report.added)} added, {len(report.changed)} changed, "
-        f"{len(report.removed)} removed, {report.unchanged} unchanged, {len(report.skipped)} skipped\n"
+        f"[bold]{_t(report.root)}[/] → {_t(settings.index_dir)}/ ({report.generation or 'nothing published'})\n"
+        f"  files: {len(report.indexed) + report.files_skipped} under the root: {len(report.indexed)} indexed "
+        f"({len(report.added)} added, {len(report.changed)} changed, {report.unchanged} unchanged), "
+        f"{report.files_skipped} skipped, {len(report.removed)} removed\n"
         f"  passages: {report.chunks_total} in index, {report.chunks_embedded} embedded, "
         f"{report.chunks_reused} reused ({report.chunks_cached} from cache)"
         + (f" ({report.chunks_per_second:.1f}/s)" if report.chunks_embedded else "")
         + f"\n  time: {report.seconds:.2f}s"
     )
-    for s in report.skipped:
-        console.print(f"  [yellow]skipped[/] {s['path']}: {s['reason']}")
+    if verbose:
+        for s in report.skipped:
+            console.print(f"  [yellow]skipped[/] {_t(s['path'])}: {_t(s['reason'])}")
+    elif report.skipped:
+        import re
+
+        # reasons without the per-file numbers, so that they group ("file too large (N bytes…)")
+        reasons = Counter(re.sub(r"\s*\(.*\)$", "", s["reason"]) for s in report.skipped)
+        console.print("  skipped: " + ", ".join(f"{n} {_t(r)}" for r, n in reasons.most_common()) + " (--verbose lists them)")
     for w in report.warnings:
-        console.print(f"  [yellow]warning[/] {w['path']}: {w['warning']}")
+        console.print(f"  [yellow]warning[/] {_t(w['path'])}: {_t(w['warning'])}")
 
 
 @app.command()
@@ -148,28 +172,80 @@ def ask(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to cite.")] = 5,
     collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
     method: Annotated[str, typer.Option(help="hybrid | dense | lexical")] = "hybrid",
+    local: Annotated[bool, typer.Option("--local", help="Load the index here even when a `qa serve` for it is running.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say on stderr whether a running server or this process answered, and why.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Answer a question from the indexed articles, with numbered sources."""
+    """Answer a question from the indexed articles, with numbered sources.
+
+    When a `qa serve` for the same index is running (it writes INDEX/server.json) or
+    QA_SERVER_URL is set, the question is sent to it: no model or index load here.
+    """
     from qa.assistant import Assistant, QuestionError
     from qa.store import IndexMismatch, IndexNotFound
 
     settings = _settings(index, model)
-    try:
-        bot = Assistant.open(settings=settings)
-        ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
-    except (IndexNotFound, IndexMismatch, QuestionError) as exc:
-        _fail(str(exc), 2)
-    from qa.questionlog import close_logs, open_log, record_answer
+    ans = None
+    if not local and model is None:
+        ans = _ask_server(question, top_k, method, collection, settings, verbose)
+    elif verbose:
+        err.print("answering here: " + ("--local" if local else "--model given (a server answers with its own model)"))
+    if ans is None:
+        try:
+            bot = Assistant.open(settings=settings)
+            ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
+        except (IndexNotFound, IndexMismatch, QuestionError) as exc:
+            _fail(str(exc), 2)
+        from qa.questionlog import close_logs, open_log, record_answer
 
-    record_answer(open_log(settings), bot, ans, "cli")  # off with QA_QUESTION_LOG=off
-    close_logs()
+        record_answer(open_log(settings), bot, ans, "cli")  # a server logs what it answers itself
+        close_logs()
     if json_out:
         print(ans.model_dump_json(indent=2))
         return
     from qa.render import render_terminal
 
     render_terminal(ans, console)
+
+
+def _ask_server(question, top_k, method, collection, settings, verbose):
+    """The Answer from a running server for this index, or None (then it is answered here)."""
+    from qa.serverfile import find_server
+
+    found = find_server(settings.index_dir, settings.server_url)
+    if found.url is None:
+        if verbose:
+            err.print(f"loading the index here: {found.why}")
+        return None
+    import httpx
+
+    from qa.models import Answer
+
+    headers = {}
+    if settings.api_keys is not None:
+        keys = [k.strip() for k in settings.api_keys.get_secret_value().split(",") if k.strip()]
+        if keys:
+            headers["Authorization"] = f"Bearer {keys[0]}"
+    body = {"question": question, "top_k": top_k, "method": method, "collection": collection}
+    try:
+        resp = httpx.post(found.url + "/ask", json=body, headers=headers, timeout=httpx.Timeout(120, connect=2))
+    except httpx.HTTPError as exc:
+        if verbose:
+            err.print(f"loading the index here: the server at {found.url} failed ({exc})")
+        return None
+    if resp.status_code == 422:
+        try:
+            message = resp.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = resp.text
+        _fail(message, 2)
+    if resp.status_code != 200:
+        if verbose:
+            err.print(f"loading the index here: the server at {found.url} answered HTTP {resp.status_code}")
+        return None
+    if verbose:
+        err.print(f"answered by the server at {found.url} ({found.why})")
+    return Answer.model_validate(resp.json())
 
 
 @app.command()
@@ -184,13 +260,24 @@ def serve(
 
     import uvicorn
 
+    from api.server import uvicorn_options
+    from qa.serverfile import remove_server_file, write_server_file
+
     settings = _settings(index)
     if index is not None:
         os.environ["QA_INDEX_DIR"] = str(index)
-    uvicorn.run(
-        "api.main:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-        workers=workers, log_level="info",
-    )
+    bind, at = host or settings.host, port or settings.port
+    # INDEX/server.json lets `qa ask` on this machine send its questions here
+    local_host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+    write_server_file(settings.index_dir, f"http://{local_host}:{at}")
+    try:
+        # header size and time limits, X-Forwarded-For only from QA_TRUSTED_PROXIES (api/server.py)
+        uvicorn.run(
+            "api.main:create_app", factory=True, host=bind, port=at,
+            workers=workers, log_level="info", **uvicorn_options(settings),
+        )
+    finally:
+        remove_server_file(settings.index_dir)
 
 
 @app.command()
@@ -209,24 +296,33 @@ def stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
         return
     for k, v in info.items():
         if k != "last_ingest":
-            console.print(f"[bold]{k:>15}[/]: {v}")
+            console.print(f"[bold]{k:>15}[/]: {_t(v)}")
 
 
 @app.command("eval")
 def eval_cmd(
-    dataset: Annotated[Path, typer.Argument(help="SQuAD-format JSON, e.g. ../shared/data/cmrc2018/cmrc2018_dev.json")],
-    distractors: Annotated[Optional[Path], typer.Option(help="Folder of articles added to the same index as distractors.")] = None,
-    unanswerable: Annotated[Optional[Path], typer.Option(help="SQuAD file whose questions are NOT indexed: they should abstain.")] = None,
+    dataset: Annotated[Path, typer.Argument(help="SQuAD-format JSON (e.g. ../shared/data/cmrc2018/cmrc2018_dev.json) or real-question JSONL (bench/data/real-questions.jsonl).")],
+    distractors: Annotated[Optional[Path], typer.Option(help="SQuAD: folder of articles added to the same index as distractors.")] = None,
+    unanswerable: Annotated[Optional[Path], typer.Option(help="SQuAD: file whose questions are NOT indexed: they should abstain.")] = None,
+    corpus: Annotated[Optional[list[str]], typer.Option("--corpus", help="Real set: NAME=DIR for each corpus the set names (repeat), e.g. --corpus seed=corpus --corpus zhtech=../shared/data/zh-tech-corpus.")] = None,
+    index: Annotated[Optional[Path], typer.Option("--index", "-i", help="Ask this existing index as is, read-only (nothing ingested): one with the real set's collections, or one an earlier --keep-index run built for the same SQuAD file.")] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated: hybrid,dense,lexical (default: the production path).")] = "hybrid",
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (and N unanswerable).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N questions (and N unanswerable; real set: N of each kind).")] = None,
     model: ModelOpt = None,
     chunk_size: Annotated[Optional[int], typer.Option(help="Target passage length.")] = None,
     answer_chars: Annotated[Optional[int], typer.Option(help="Answer length budget.")] = None,
-    keep_index: Annotated[Optional[Path], typer.Option(help="Build the evaluation index here and keep it.")] = None,
+    keep_index: Annotated[Optional[Path], typer.Option(help="Build the evaluation index here and keep it (a later run with the same folder only ingests what changed).")] = None,
     answer_budgets: Annotated[str, typer.Option(help="Extra answer budgets to score too, e.g. 145 for chat-sized answers.")] = "",
+    per_question: Annotated[bool, typer.Option("--per-question", help="Real set, with --json: keep every question's answer and facts in the output.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Measure passage hit@k/MRR, answer-hit, answer length, latency and abstention on a QA set."""
+    """Measure passage hit@k/MRR, answer-hit, lead-sentence hit, answer-hit@80, meta openings,
+    latency and abstention on a SQuAD set or a real-question set.
+
+    Records that cannot be used (empty or over-long questions, answers not in their context,
+    duplicate ids, malformed lines) are skipped and listed under `skipped`, never fatal.
+    """
+    from qa.evalsets import DatasetError
     from qa.evaluate import evaluate
 
     settings = _settings(None, model, chunk_size=chunk_size, answer_chars=answer_chars)
@@ -238,20 +334,47 @@ def eval_cmd(
         _fail(f"--answer-budgets takes comma-separated numbers of characters, not {answer_budgets!r}")
     if any(b < 40 for b in budgets):
         _fail("--answer-budgets: each budget must be at least 40 characters")
-    result = evaluate(
-        dataset, settings, methods=[m.strip() for m in methods.split(",") if m.strip()],
-        distractors=distractors, unanswerable=unanswerable, limit=limit,
-        progress=not json_out and sys.stderr.isatty(), keep_index=keep_index, answer_budgets=budgets,
-    )
+    if index is not None and keep_index is not None:
+        _fail("--index asks an existing index as is; --keep-index builds one: give one of them")
+    if index is not None and not index.is_dir():
+        _fail(f"--index {index}: no such folder")
+    corpora = {}
+    for item in corpus or []:
+        name, sep, folder = item.partition("=")
+        if not sep or not name.strip() or not folder.strip():
+            _fail(f"--corpus takes NAME=DIR, not {item!r}")
+        if not Path(folder).is_dir():
+            _fail(f"--corpus {item}: {folder} is not a folder")
+        corpora[name.strip()] = Path(folder)
+    from qa.store import IndexMismatch, IndexNotFound
+
+    try:
+        result = evaluate(
+            dataset, settings, methods=[m.strip() for m in methods.split(",") if m.strip()],
+            distractors=distractors, unanswerable=unanswerable, limit=limit,
+            progress=not json_out and sys.stderr.isatty(), keep_index=keep_index, answer_budgets=budgets,
+            corpora=corpora, index=index,
+        )
+    except (DatasetError, IndexNotFound, IndexMismatch) as exc:
+        _fail(str(exc), 1)
+    rows = result.get("methods") or {result["method"]: result}
+    if not per_question:
+        for r in rows.values():
+            r.pop("per_question", None)
     if json_out:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return
     from rich.table import Table
 
-    rows = result.get("methods") or {result["method"]: result}
-    keys = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "answer_hit", "answer_chars_mean",
-            "latency_ms_p50", "latency_ms_p95", "refused_answerable", "abstained_unanswerable"]
-    table = Table(title=f"{dataset.name}: {result['questions']} questions, {result['index']['passages']} passages")
+    keys = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr@10", "file_hit@1", "answer_hit", "lead_sentence_hit",
+            "answer_hit@80", "meta_first_sentence", "answer_chars_mean", "latency_ms_p50", "latency_ms_p95",
+            "refused_answerable", "abstained_unanswerable", "stub_status", "stub_section_cited", "answers_given",
+            "answers_with_diagram_source", "answers_with_lone_fence", "answers_with_dangling_colon"]
+    passages = result["index"].get("passages")
+    title = f"{dataset.name}: {result['questions']} questions"
+    if result.get("format") == "real":
+        title += f" (+{result['unanswerable_questions']} unanswerable, {result['stub_questions']} stub)"
+    table = Table(title=f"{title}, {passages} passages")
     table.add_column("metric")
     for m in rows:
         table.add_column(m, justify="right")
@@ -263,6 +386,9 @@ def eval_cmd(
             f"{r['answer_budgets'][i]['answer_hit']} ({r['answer_budgets'][i]['answer_chars_mean']})" for r in rows.values()
         ])
     console.print(table)
+    if result["skipped_count"]:
+        reasons = ", ".join(f"{v} {k}" for k, v in result["skipped_by_reason"].items())
+        console.print(f"[yellow]skipped {result['skipped_count']} record(s):[/] {reasons} (details under `skipped` in --json)")
 
 
 @app.command()
@@ -286,7 +412,12 @@ def check(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
         )
     else:
         for p in result["problems"]:
-            err.print(f"[red]problem:[/] {p}")
+            err.print(f"[red]problem:[/] {_t(p)}")
+    for name in result.get("leftover_temp") or ():
+        err.print(
+            f"[yellow]warning:[/] {_t(settings.index_dir)}/{_t(name)} is left over from an interrupted ingest "
+            "(not served; the next `qa ingest` removes it)"
+        )
     if not result["ok"]:
         raise typer.Exit(1)
 

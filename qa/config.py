@@ -42,6 +42,14 @@ class Settings(BaseSettings):
         "fewer questions per second under concurrent load (bench/load.py)",
     )
     batch_size: int = 32
+    embed_max_tokens: int = Field(
+        8192, ge=0, description="most padded tokens per embedding batch (rows x longest row); bounds "
+        "memory when passages are long; 0 = batch by count only (docs/ingest.md)",
+    )
+    onnx_arena: bool = Field(
+        False, description="keep ONNX Runtime's CPU memory arena: it never returns the largest buffers it "
+        "allocated, so peak memory stays at the largest batch ever run (docs/ingest.md)",
+    )
 
     # chunking
     chunk_size: int = Field(600, ge=50, le=4000, description="target passage length in characters")
@@ -62,6 +70,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_question_chars: int = 500
+    server_url: str | None = Field(
+        None, description="a running zh-qa server that `qa ask` sends questions to (else INDEX/server.json "
+        "written by `qa serve`, else the index is loaded in the process)",
+    )
 
     # ---- chat bots (api/bots, docs/bots.md) --------------------------------------------
     # A platform's webhook is mounted only when its secrets are set. Secrets are SecretStr so
@@ -89,6 +101,13 @@ class Settings(BaseSettings):
     wecom_secret: SecretStr | None = Field(None, description="the app's Secret, for the message API")
     wecom_agent_id: int | None = None
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
+    slack_response_url_hosts: str = Field(
+        "hooks.slack.com,hooks.slack-gov.com", description="comma-separated hosts a slash command's response_url may point to"
+    )
+    bot_state_dir: Path | None = Field(
+        None, description="where delivered event ids are kept across restarts (SQLite); "
+        "default: '<index_dir>.bot-state' beside the index folder; in memory only when not writable"
+    )
     # ---- end of chat bots ----------------------------------------------------------------
 
     # ---- service: auth, limits, logs, metrics, throughput (api/security.py, api/middleware.py,
@@ -118,6 +137,16 @@ class Settings(BaseSettings):
         0, ge=0, le=64, description="threads embedding questions in parallel, each with threads/embed_workers "
         "torch threads; 0 = one per core (one torch thread each: no OpenMP spinning on a busy machine)"
     )
+    trusted_proxies: str = Field(
+        "", description="comma-separated proxy IPs/networks ('*' = any) whose X-Forwarded-For is believed; "
+        "empty = nobody (applied by qa serve / api.server:HttpProtocol)"
+    )
+    max_header_bytes: int = Field(32768, ge=1024, description="largest request line + headers (431 above)")
+    header_timeout_s: float = Field(10.0, gt=0, description="request headers must arrive within this (408 after)")
+    auth_failure_limit: int = Field(
+        10, ge=0, description="wrong API keys per client IP within auth_failure_window_s before 429; 0 = off"
+    )
+    auth_failure_window_s: float = Field(60.0, gt=0, description="window of the failed-authentication limit")
     # ---- end of service --------------------------------------------------------------------
 
     # ---- question log, feedback and the gap report (qa/questionlog.py, qa/gaps.py; README

@@ -393,6 +393,16 @@ def _normalise_meta(raw: dict[str, Any], stem: str) -> dict[str, Any]:
 _FENCE_OPEN = re.compile(r"^((?:\s*>)*\s*(?:(?:[*+-]|\d+[.)])\s+)?)(`{3,}|~{3,})(.*)$")
 _HIGHLIGHT_OPEN = re.compile(r"^\s*\{%-?\s*highlight\s+([\w+#.-]+)[^%]*-?%\}\s*$")
 _HIGHLIGHT_CLOSE = re.compile(r"\{%-?\s*endhighlight\s*-?%\}")
+# Diagrams written outside a fence: Hexo's {% mermaid %} tag and mermaid.js' <div class="mermaid">.
+# Both become a ```mermaid fence so the chunker treats their source as a diagram, never as prose.
+_LIQUID_MERMAID_OPEN = re.compile(r"^\s*\{%-?\s*mermaid\b[^%]*-?%\}\s*$")
+_LIQUID_MERMAID_CLOSE = re.compile(r"\{%-?\s*endmermaid\s*-?%\}")
+_HTML_MERMAID_OPEN = re.compile(r"""^\s*<(div|pre)\s+class\s*=\s*["']mermaid["'][^>]*>\s*$""", re.I)
+# Layout-only lines: thematic breaks (---, ***, ___, "* * *"), leftover ===, [TOC] markers.
+_LAYOUT_ONLY = re.compile(r"^ {0,3}(?:([-*_])[ \t]*(?:\1[ \t]*){2,}|={3,}[ \t]*|\[\[?toc\]\]?|@\[toc\])$", re.I)
+# CommonMark backslash escapes: a backslash before ASCII punctuation stands for that character.
+_BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_TABLE_ESCAPE = re.compile(r"\\([!-/:-@\[-`{}~])")  # in a table row "\|" stays: it is not a cell border
 _CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)")
 _ESCAPED_SHORTCODE = re.compile(r"\{\{([<%])/\*\s*(.*?)\s*\*/([>%])\}\}")
 _LIQUID_RAW = re.compile(r"\{%-?\s*(end)?raw\s*-?%\}")
@@ -541,6 +551,15 @@ class _Cleaner:
             self.st.fence = "liquid"
             self.st.fence_line = src
             return _Out("```" + m.group(1), src, code=True)
+        if "mermaid" in line:
+            if _LIQUID_MERMAID_OPEN.match(line):
+                self.st.fence = "liquid-mermaid"
+            elif (m := _HTML_MERMAID_OPEN.match(line)):
+                self.st.fence = "html-" + m.group(1).lower()
+            else:
+                return None
+            self.st.fence_line = src
+            return _Out("```mermaid", src, code=True)
         return None
 
     def _in_fence(self, line: str, src: int) -> _Out:
@@ -548,6 +567,14 @@ class _Cleaner:
         assert fence is not None
         if fence == "liquid":
             if _HIGHLIGHT_CLOSE.search(line):
+                self.st.fence = None
+                return _Out("```", src, code=True)
+        elif fence == "liquid-mermaid":
+            if _LIQUID_MERMAID_CLOSE.search(line):
+                self.st.fence = None
+                return _Out("```", src, code=True)
+        elif fence.startswith("html-"):
+            if re.search(rf"</{fence[5:]}\s*>", line, re.I):
                 self.st.fence = None
                 return _Out("```", src, code=True)
         else:
@@ -623,6 +650,8 @@ class _Cleaner:
             line = _MULTISPACE.sub(" ", line)
             stripped = line.strip()
             line = indent + stripped if stripped else ""
+        if "\\" in line:
+            line = _unescape(line)
         if saved:
             line = _PLACEHOLDER.sub(lambda m: saved[int(m[1])], line)
         return line.rstrip()
@@ -712,6 +741,29 @@ class _Cleaner:
         line = _BLOCK_TAG_RE.sub(" ", line)
         line = _INLINE_TAG_RE.sub("", line)
         return _JSX_TAG.sub("", line)
+
+
+def _unescape(line: str) -> str:
+    """Undo Markdown backslash escapes (``\\(``, ``1\\)``, ``\\*``) and drop a hard-break backslash.
+
+    Code spans are already protected by placeholders.  A line indented by four spaces or a
+    tab is most likely an indented code block (``docker run \\``), so it is left as written.
+    """
+    if line.startswith(("    ", "\t")) and not _LIST_ITEM.match(line):
+        return line
+    trailing = len(line) - len(line.rstrip("\\"))
+    if trailing % 2:
+        line = line[:-1]  # "text\\" at the end of a line is a hard line break, not a character
+    pattern = _TABLE_ESCAPE if line.lstrip().startswith("|") else _BACKSLASH_ESCAPE
+    return pattern.sub(lambda m: m[1], line)
+
+
+def _drop_layout_lines(out: list[_Out]) -> None:
+    """Thematic breaks and similar layout-only lines become empty lines (after setext headings
+    were recognised), so a passage never ends in a stray ``---``; the line map is unchanged."""
+    for o in out:
+        if not o.code and o.text and _LAYOUT_ONLY.match(o.text):
+            o.text = ""
 
 
 def _img_alt(m: re.Match[str]) -> str:
@@ -849,6 +901,7 @@ def load_document(path: Path, root: Path, data: bytes | None = None) -> Document
     fm = _front_matter(lines)
     out, clean_warnings = _clean(lines[fm.body_start :], fm.body_start + 1, path.suffix.lower() == ".mdx")
     _setext_to_atx(out)
+    _drop_layout_lines(out)
     body, line_map = _finish(out)
 
     meta = _normalise_meta(fm.data, path.stem)
@@ -892,8 +945,6 @@ def _collect(
         found.append((rel or ".", None, f"cannot list folder: {exc.strerror or exc}"))
         return
     for entry in entries:
-        if _is_hidden(entry.name):
-            continue
         child_rel = f"{rel}/{entry.name}" if rel else entry.name
         child = folder / entry.name
         try:
@@ -903,7 +954,23 @@ def _collect(
         except OSError as exc:
             found.append((child_rel, None, f"cannot inspect: {exc.strerror or exc}"))
             continue
+        # Nothing is left out silently: whatever is not read is reported with the reason.
+        if _is_hidden(entry.name):
+            if is_dir and not is_link:
+                n = _count_files(child)
+                found.append((child_rel + "/", None, f"hidden folder ({n} file{'s' if n != 1 else ''} not read)"))
+            else:
+                found.append((child_rel, None, "hidden file"))
+            continue
         if not is_dir and not (_wanted(entry.name) and (is_file or is_link)):
+            if is_link and not is_file:
+                found.append((child_rel, None, "broken symlink"))
+            elif not is_file:
+                if os.path.lexists(child):  # gone since the listing: not under the root any more
+                    found.append((child_rel, None, "not a regular file"))
+            else:
+                ext = Path(entry.name).suffix.lower() or "no extension"
+                found.append((child_rel, None, f"unsupported file type ({ext})"))
             continue
         if is_link:
             if not follow:
@@ -925,6 +992,22 @@ def _collect(
             _collect(child, child_rel, root_real, ancestors | {real}, follow, found)
         else:
             found.append((child_rel, child, None))
+
+
+def _count_files(folder: Path, cap: int = 1_000_000) -> int:
+    """Files below a folder that is not read (a hidden one), for the report; links not followed."""
+    n = 0
+    for _, _, files in os.walk(folder):
+        n += len(files)
+        if n >= cap:
+            break
+    return n
+
+
+def skipped_files(item: "Skipped") -> int:
+    """How many files a Skipped entry stands for (a hidden folder counts its files)."""
+    m = re.match(r"hidden folder \((\d+) file", item.reason)
+    return int(m.group(1)) if m else 1
 
 
 def iter_files(root: Path, follow_symlinks: bool = False) -> Iterator[tuple[Path, str] | Skipped]:

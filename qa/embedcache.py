@@ -9,6 +9,7 @@ SQLite's own locking (WAL).
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 
@@ -35,6 +36,45 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class CacheWriter:
+    """Vectors reach the cache while a long ingest runs, not at its end: buffered and committed
+    every ``interval`` seconds (or ``max_items``), so a run killed at any point loses at most
+    the last few seconds of embedding, and the next run finds the rest in the cache.
+
+    A failing write (disk full, the cache locked for too long) disables the writer with a
+    warning: the cache is only a cache, the ingest goes on."""
+
+    def __init__(self, cache: EmbeddingCache, interval: float = 2.0, max_items: int = 512):
+        self.cache, self.interval, self.max_items = cache, interval, max_items
+        self.buffer: dict[str, bytes] = {}
+        self.written = 0
+        self._last = time.monotonic()
+        self.failed: str | None = None
+
+    def add(self, items: dict[str, bytes]) -> None:
+        if self.failed:
+            return
+        self.buffer.update(items)
+        if len(self.buffer) >= self.max_items or time.monotonic() - self._last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer and not self.failed:
+            try:
+                self.cache.put_many(self.buffer)
+                self.written += len(self.buffer)
+            except sqlite3.Error as exc:
+                import logging
+
+                self.failed = str(exc)
+                logging.getLogger(__name__).warning("embedding cache not written (%s): continuing without it", exc)
+        self.buffer = {}
+        self._last = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
 
 
 def open_cache(cache_dir: Path) -> EmbeddingCache | None:

@@ -79,6 +79,7 @@ class Embedder:
     def __init__(self, name: str, settings: Settings):
         self.name = DEFAULT_MODEL if name in DEFAULT_ALIASES else name
         self.batch_size = settings.batch_size
+        self.max_tokens = settings.embed_max_tokens
         self.backend = backend_setting(settings)
         self.model = None  # the SentenceTransformer, when it had to be loaded
         self._runner = None
@@ -88,7 +89,7 @@ class Embedder:
         path = resolve_model_path(name, settings)
         from qa.backends import load_lean
 
-        lean = load_lean(path, settings.cache_dir, self.backend, threads, settings.onnx_spin)
+        lean = load_lean(path, settings.cache_dir, self.backend, threads, settings.onnx_spin, settings.onnx_arena)
         if lean is not None:
             self._runner = lean
             self.precision = "float32"
@@ -160,16 +161,36 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self._runner is not None:
-            return self._runner.encode(texts, prompt, self.batch_size)
+            return self._runner.encode(texts, prompt, self.batch_size, self.max_tokens)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for rows in self._torch_batches(texts, prompt):
+            out[rows] = self._torch_encode([texts[i] for i in rows], prompt)
+        return out
+
+    def _torch_batches(self, texts: list[str], prompt: str | None) -> list[np.ndarray]:
+        """torch: the same token budget per batch, counted with the model's own tokenizer."""
+        prefix = (getattr(self.model, "prompts", {}) or {}).get(prompt, "") if prompt else ""
+        ids = self.model.tokenizer([prefix + t for t in texts], truncation=True,
+                                   max_length=self.model.max_seq_length)["input_ids"]
+        return token_batches(np.array([len(x) for x in ids]), self.batch_size, self.max_tokens)
+
+    def _torch_encode(self, texts: list[str], prompt: str | None) -> np.ndarray:
         vecs = self.model.encode(
-            texts,
-            prompt_name=prompt,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
+            texts, prompt_name=prompt, batch_size=len(texts), normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def iter_encode_passages(self, texts: list[str]):
+        """Yield ``(indices into texts, vectors)`` one token-budgeted batch at a time, so a
+        caller can store, report and free each batch's vectors as they come."""
+        if not texts:
+            return
+        if self._runner is not None:
+            yield from self._runner.iter_encode(texts, self.passage_prompt, self.batch_size, self.max_tokens)
+            return
+        for rows in self._torch_batches(texts, self.passage_prompt):
+            yield rows, self._torch_encode([texts[i] for i in rows], self.passage_prompt)
 
     def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
         # Sorting by length cuts padding inside a batch; results go back in order.
@@ -214,6 +235,26 @@ def get_embedder(name: str, settings: Settings) -> Embedder:
         if emb is None:
             emb = _embedders[key] = Embedder(name, settings)
         return emb
+
+
+def token_batches(lengths: np.ndarray, batch_size: int, max_tokens: int = 0) -> list[np.ndarray]:
+    """Row indices of batches, longest first: at most ``batch_size`` rows and, when
+    ``max_tokens`` > 0, at most ``max_tokens`` padded tokens (rows x longest row) each.
+
+    Sorting by token count keeps padding minimal; the token cap is what bounds memory: an
+    encoder's activations grow with batch x length (and attention with length squared), so
+    32 passages of 512 tokens need ~8x the memory of 32 of 64 tokens.  A single row longer
+    than the budget still runs, alone."""
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    i, n, cap = 0, len(order), max(1, batch_size)
+    while i < n:
+        width = max(1, int(lengths[order[i]]))  # the longest row of this batch comes first
+        size = cap if max_tokens <= 0 else max(1, min(cap, max_tokens // width))
+        batches.append(order[i : i + size])
+        i += size
+    return batches
 
 
 def text_hash(text: str, model_identity: str) -> str:

@@ -16,28 +16,14 @@ import statistics
 import tempfile
 import time
 import unicodedata
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa import lexical
+from qa import cues, evalsets, lexical
 from qa.config import Settings
+from qa.evalsets import Dataset, DatasetError, Question, RealQuestion, RealSet  # noqa: F401  (re-exported)
 
 KS = (1, 3, 5, 10)
 PUNCT_RE = re.compile(r"[\s\u3000-\u303f\uff00-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65!-/:-@\[-`{-~·「」『』“”‘’—…]+")
-
-
-@dataclass
-class Question:
-    qid: str
-    question: str
-    answers: list[str]
-    doc: str  # the article file of its paragraph
-
-
-@dataclass
-class Dataset:
-    docs: dict[str, tuple[str, str]] = field(default_factory=dict)  # file -> (title, context)
-    questions: list[Question] = field(default_factory=list)
 
 
 def normalize_answer(text: str) -> str:
@@ -45,23 +31,10 @@ def normalize_answer(text: str) -> str:
     return PUNCT_RE.sub("", lexical.fold(unicodedata.normalize("NFKC", text)))
 
 
-def load_squad(path: Path, limit: int | None = None, prefix: str = "p") -> Dataset:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
-    ds = Dataset()
-    n = 0
-    for article in data:
-        title = str(article.get("title") or "")
-        for para in article.get("paragraphs", []):
-            name = f"{prefix}{n:05d}.md"
-            n += 1
-            ds.docs[name] = (title or name, para["context"])
-            for qa in para.get("qas", []):
-                answers = [a["text"] for a in qa.get("answers", []) if a.get("text", "").strip()]
-                if answers:
-                    ds.questions.append(Question(str(qa.get("id", len(ds.questions))), qa["question"], answers, name))
-    if limit:
-        ds.questions = ds.questions[:limit]
-    return ds
+def load_squad(path: Path, limit: int | None = None, prefix: str = "p", max_chars: int = 500,
+               need_answers: bool = True) -> Dataset:
+    """SQuAD JSON -> one article per paragraph; unusable records land in ``Dataset.skipped``."""
+    return evalsets.load_squad(path, limit, prefix=prefix, max_chars=max_chars, need_answers=need_answers)
 
 
 def passage_hit(question: Question, doc_path: str, text: str) -> bool:
@@ -137,22 +110,42 @@ def evaluate(
     progress: bool = False,
     keep_index: Path | None = None,
     answer_budgets: tuple[int, ...] = (),
+    corpora: dict[str, Path] | None = None,
+    index: Path | None = None,
 ) -> dict:
+    """Evaluate a SQuAD JSON file or a real-question JSONL file (detected from the content).
+
+    ``index``: an existing index to ask as is (read-only; nothing is ingested): for a SQuAD
+    set one built by an earlier ``keep_index`` run on the same file, for a real set one
+    holding a collection per corpus the set names.  ``corpora`` (name -> folder) are what
+    a real set's index is built from, and where its gold spans are checked."""
+    if evalsets.detect_format(dataset) == "real":
+        return evaluate_real(dataset, settings, methods, corpora or {}, limit, progress, keep_index,
+                             answer_budgets, index)
     from qa.assistant import Assistant
 
-    ds = load_squad(dataset, limit)
+    ds = load_squad(dataset, limit, max_chars=settings.max_question_chars)
     methods = methods or ["hybrid"]
     tmp = Path(tempfile.mkdtemp(prefix="qa-eval-"))
-    index_dir = keep_index or tmp / "index"
+    index_dir = index or keep_index or tmp / "index"
     try:
         eval_settings = settings.model_copy(update={"index_dir": index_dir})
-        build = build_eval_index(ds, eval_settings, index_dir, distractors, progress)
+        build = ({"seconds": 0.0, "passages": None, "distractor_files": None, "reused": str(index)} if index
+                 else build_eval_index(ds, eval_settings, index_dir, distractors, progress))
         bot = Assistant.open(index_dir, settings=eval_settings)
-        unans = load_squad(unanswerable, limit, prefix="u").questions if unanswerable else []
+        if index:
+            build["passages"] = bot.reader.n_chunks
+        skipped = [dict(s, set="dataset") for s in ds.skipped]
+        unans: list[Question] = []
+        if unanswerable:
+            u = load_squad(unanswerable, limit, prefix="u", max_chars=settings.max_question_chars, need_answers=False)
+            unans = u.questions
+            skipped += [dict(s, set="unanswerable") for s in u.skipped]
         results = {}
         for method in methods:
-            results[method] = run_method(bot, ds.questions, unans, method, progress, answer_budgets)
+            results[method] = run_method(bot, ds.questions, unans, method, progress, answer_budgets, skipped)
         out = {
+            "format": "squad",
             "dataset": str(dataset),
             "questions": len(ds.questions),
             "paragraphs": len(ds.docs),
@@ -160,90 +153,392 @@ def evaluate(
             "unanswerable": str(unanswerable) if unanswerable else None,
             "index": build,
             "model": bot.reader.model,
-            "settings": {"chunk_size": settings.chunk_size, "answer_chars": settings.answer_chars,
-                         "min_confidence": settings.min_confidence, "candidates": settings.candidates,
-                         "rrf_k": settings.rrf_k},
+            "settings": _settings_summary(settings),
         }
-        if len(methods) == 1:
-            out.update(results[methods[0]])
-            out["method"] = methods[0]
-        else:
-            out["methods"] = results
+        _merge_methods(out, methods, results)
+        _add_skipped(out, skipped)
         return out
     finally:
         if keep_index is None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _settings_summary(settings: Settings) -> dict:
+    return {"chunk_size": settings.chunk_size, "answer_chars": settings.answer_chars,
+            "min_confidence": settings.min_confidence, "candidates": settings.candidates,
+            "rrf_k": settings.rrf_k}
+
+
+def _merge_methods(out: dict, methods: list[str], results: dict) -> None:
+    if len(methods) == 1:
+        out.update(results[methods[0]])
+        out["method"] = methods[0]
+    else:
+        out["methods"] = results
+
+
+def _add_skipped(out: dict, skipped: list[dict]) -> None:
+    """``skipped``: every record left out, with where it was and why; plus counts by reason."""
+    by_reason: dict[str, int] = {}
+    for s in skipped:
+        by_reason[s["reason"]] = by_reason.get(s["reason"], 0) + 1
+    out["skipped"] = skipped
+    out["skipped_count"] = len(skipped)
+    out["skipped_by_reason"] = by_reason
+
+
+def _plain(answer: str) -> str:
+    return re.sub(r"\[\d+\]", "", answer)
+
+
+class AnswerStats:
+    """Answer-side metrics shared by every set: answer-hit (default budget and the extra
+    budgets), lead-sentence hit, answer-hit at 80 characters, meta first sentences and
+    structural faults (diagram source, lone fences, dangling colons)."""
+
+    SHORT = 80
+
+    def __init__(self, budgets: tuple[int, ...] = ()):
+        self.budgets = budgets
+        self.n = 0
+        self.hits = 0
+        self.lead = 0
+        self.short = 0
+        self.refused = 0
+        self.lengths: list[int] = []
+        self.budget_hits = {b: 0 for b in budgets}
+        self.budget_lengths: dict[int, list[int]] = {b: [] for b in budgets}
+        self.given = 0
+        self.meta_first = 0
+
+    def add(self, bot, question: str, answers: list[str], hits, ans) -> dict:
+        """Score one answerable question; returns the per-question facts."""
+        self.n += 1
+        row = {"answer_hit": False, "lead_hit": False, "answer_hit@80": False, "meta_first": False}
+        if ans.abstained:
+            self.refused += 1
+            return row
+        self.given += 1
+        self.lengths.append(len(_plain(ans.answer)))
+        row["answer_hit"] = _contains(answers, ans.answer)
+        first = cues.first_sentence(ans.answer)
+        row["lead_hit"] = _contains(answers, first)
+        row["meta_first"] = cues.is_meta_sentence(first)
+        short = bot.answer(question, hits[:5], answer_chars=self.SHORT).answer
+        row["answer_hit@80"] = _contains(answers, short)
+        self.hits += row["answer_hit"]
+        self.lead += row["lead_hit"]
+        self.short += row["answer_hit@80"]
+        self.meta_first += row["meta_first"]
+        for b in self.budgets:
+            text = bot.answer(question, hits[:5], answer_chars=b).answer
+            self.budget_lengths[b].append(len(_plain(text)))
+            self.budget_hits[b] += _contains(answers, text)
+        return row
+
+    def metrics(self) -> dict:
+        n = max(self.n, 1)
+        out = {
+            "answer_hit": round(self.hits / n, 4),
+            "answer_chars_mean": round(statistics.mean(self.lengths), 1) if self.lengths else 0.0,
+            "lead_sentence_hit": round(self.lead / n, 4),
+            "answer_hit@80": round(self.short / n, 4),
+            "meta_first_sentence": round(self.meta_first / max(self.given, 1), 4),
+            "refused_answerable": round(self.refused / n, 4),
+        }
+        if self.budgets:
+            out["answer_budgets"] = [
+                {"budget": b, "answer_hit": round(self.budget_hits[b] / n, 4),
+                 "answer_chars_mean": round(statistics.mean(self.budget_lengths[b]), 1) if self.budget_lengths[b] else 0.0}
+                for b in self.budgets
+            ]
+        return out
+
+
+def _contains(answers: list[str], text: str) -> bool:
+    norm = normalize_answer(text)
+    return any(normalize_answer(a) and normalize_answer(a) in norm for a in answers)
+
+
+class FaultCounts:
+    """Answers (not abstentions) that quote diagram source, a lone code fence, or a
+    sentence ending in '：' without what it introduces (see qa.cues)."""
+
+    def __init__(self):
+        self.given = 0
+        self.diagram = 0
+        self.fence = 0
+        self.colon = 0
+
+    def add(self, ans) -> dict:
+        if ans.abstained:
+            return {}
+        self.given += 1
+        row = {"diagram_source": cues.has_diagram_source(ans.answer), "lone_fence": cues.has_lone_fence(ans.answer),
+               "dangling_colon": dangling_colon(ans)}
+        self.diagram += row["diagram_source"]
+        self.fence += row["lone_fence"]
+        self.colon += row["dangling_colon"]
+        return row
+
+    def metrics(self) -> dict:
+        return {"answers_given": self.given, "answers_with_diagram_source": self.diagram,
+                "answers_with_lone_fence": self.fence, "answers_with_dangling_colon": self.colon}
+
+
+def dangling_colon(ans) -> bool:
+    """A quoted sentence ends in '：' (or ':') and what follows it in its passage is not quoted,
+    or the answer text itself stops at a colon before a citation marker or its end."""
+    if cues.has_dangling_colon(ans.answer):
+        return True
+    for c in ans.citations:
+        spans = sorted(tuple(h) for h in c.highlights)
+        for a, b in spans:
+            if not c.text[a:b].rstrip().endswith(("：", ":")):
+                continue
+            p = b
+            while p < len(c.text) and c.text[p].isspace():
+                p += 1
+            if not any(x <= p < y for x, y in spans):
+                return True
+    return False
+
+
 def run_method(
     bot, questions: list[Question], unanswerable: list[Question], method: str, progress: bool,
-    answer_budgets: tuple[int, ...] = (),
+    answer_budgets: tuple[int, ...] = (), skipped: list[dict] | None = None,
 ) -> dict:
     """Rank, answer and abstain as ``/ask`` does.  ``answer_budgets``: extra answer length
-    budgets to report answer-hit for (a short answer for chat, say), with the same retrieval."""
+    budgets to report answer-hit for (a short answer for chat, say), with the same retrieval.
+    A question the assistant refuses to take (QuestionError) is skipped, not fatal."""
+    from qa.assistant import QuestionError
+
+    skipped = skipped if skipped is not None else []
     relevance: list[list[bool]] = []
-    budget_hits = {b: 0 for b in answer_budgets}
-    budget_lengths: dict[int, list[int]] = {b: [] for b in answer_budgets}
-    ans_hits = 0
-    lengths: list[int] = []
+    stats = AnswerStats(answer_budgets)
+    faults = FaultCounts()
     latencies: list[float] = []
-    refused = 0
     conf_answerable: list[float] = []
     conf_unanswerable: list[float] = []
     bar = _progress(progress, f"eval {method}", len(questions) + len(unanswerable))
     for q in questions:
         t = time.perf_counter()
-        hits, timings = bot.retrieve(q.question, top_k=10, method=method)
-        ans = bot.answer(q.question, hits[:5], timings)
+        try:
+            question = bot.validate(q.question)
+            hits, timings = bot.retrieve(question, top_k=10, method=method)
+            ans = bot.answer(question, hits[:5], timings)
+        except QuestionError as exc:
+            skipped.append({"id": q.qid, "where": "asking", "reason": str(exc), "set": "dataset"})
+            bar.advance()
+            continue
         latencies.append((time.perf_counter() - t) * 1000)
         relevance.append([passage_hit(q, h.chunk.doc_path, h.chunk.text) for h in hits])
         conf_answerable.append(ans.confidence)
-        if ans.abstained:
-            refused += 1
-        else:
-            lengths.append(len(re.sub(r"\[\d+\]", "", ans.answer)))
-            ans_hits += answer_hit(q, ans.answer)
-            for b in answer_budgets:
-                short = bot.answer(q.question, hits[:5], answer_chars=b).answer
-                budget_lengths[b].append(len(re.sub(r"\[\d+\]", "", short)))
-                budget_hits[b] += answer_hit(q, short)
+        stats.add(bot, question, q.answers, hits, ans)
+        faults.add(ans)
         bar.advance()
     abstained = 0
     for q in unanswerable:
-        a = bot.ask(q.question, top_k=5, method=method)
+        try:
+            a = bot.ask(q.question, top_k=5, method=method)
+        except QuestionError as exc:
+            skipped.append({"id": q.qid, "where": "asking", "reason": str(exc), "set": "unanswerable"})
+            bar.advance()
+            continue
         abstained += a.abstained
         conf_unanswerable.append(a.confidence)
         bar.advance()
     bar.close()
-    n = max(len(questions), 1)
     out = {k: round(v, 4) for k, v in ranking_metrics(relevance).items()}
-    out.update(
-        {
-            "answer_hit": round(ans_hits / n, 4),
-            "answer_chars_mean": round(statistics.mean(lengths), 1) if lengths else 0.0,
-            "latency_ms_p50": round(percentile(latencies, 0.5), 1),
-            "latency_ms_p95": round(percentile(latencies, 0.95), 1),
-            "refused_answerable": round(refused / n, 4),
-        }
-    )
-    if answer_budgets:
-        out["answer_budgets"] = [
-            {"budget": b, "answer_hit": round(budget_hits[b] / n, 4),
-             "answer_chars_mean": round(statistics.mean(budget_lengths[b]), 1) if budget_lengths[b] else 0.0}
-            for b in answer_budgets
-        ]
+    out.update(stats.metrics())
+    out.update({"latency_ms_p50": round(percentile(latencies, 0.5), 1),
+                "latency_ms_p95": round(percentile(latencies, 0.95), 1)})
+    out.update(faults.metrics())
     if unanswerable:
-        out["abstained_unanswerable"] = round(abstained / len(unanswerable), 4)
-        out["unanswerable_questions"] = len(unanswerable)
-        # what other QA_MIN_CONFIDENCE values would do, to choose the threshold from data
-        out["abstention_curve"] = [
-            {
-                "min_confidence": t,
-                "abstained_unanswerable": round(sum(c < t for c in conf_unanswerable) / len(conf_unanswerable), 4),
-                "refused_answerable": round(sum(c < t for c in conf_answerable) / max(len(conf_answerable), 1), 4),
-            }
-            for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-        ]
+        out["abstained_unanswerable"] = round(abstained / max(len(conf_unanswerable), 1), 4)
+        out["unanswerable_questions"] = len(conf_unanswerable)
+        out["abstention_curve"] = _abstention_curve(conf_answerable, conf_unanswerable)
+    return out
+
+
+def _abstention_curve(conf_answerable: list[float], conf_unanswerable: list[float]) -> list[dict]:
+    """What other QA_MIN_CONFIDENCE values would do, to choose the threshold from data."""
+    return [
+        {
+            "min_confidence": t,
+            "abstained_unanswerable": round(sum(c < t for c in conf_unanswerable) / max(len(conf_unanswerable), 1), 4),
+            "refused_answerable": round(sum(c < t for c in conf_answerable) / max(len(conf_answerable), 1), 4),
+        }
+        for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    ]
+
+
+# --- the real-question set: file + line-range relevance over named corpora -----------------
+
+def lines_overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def source_hit(q: RealQuestion, chunk) -> bool:
+    """A passage is relevant when it comes from the gold file of the gold corpus and its
+    source lines overlap the gold line range."""
+    return (chunk.collection == q.corpus and chunk.doc_path == q.file
+            and lines_overlap((chunk.line_start, chunk.line_end), q.lines))
+
+
+def file_hit(q: RealQuestion, chunk) -> bool:
+    return chunk.collection == q.corpus and chunk.doc_path == q.file
+
+
+def build_real_index(corpora: dict[str, Path], settings: Settings, index_dir: Path, progress: bool) -> dict:
+    """One collection per corpus, named as in the set; a kept index is updated incrementally."""
+    from qa.ingest import ingest
+
+    t = time.perf_counter()
+    report = None
+    files = {}
+    for name, folder in corpora.items():
+        report = ingest(folder, settings, index_dir=index_dir, collection=name, progress=progress)
+        files[name] = report.files_seen
+    return {"seconds": round(time.perf_counter() - t, 1), "passages": report.chunks_total if report else 0,
+            "files": files}
+
+
+def evaluate_real(
+    dataset: Path,
+    settings: Settings,
+    methods: list[str] | None,
+    corpora: dict[str, Path],
+    limit: int | None = None,
+    progress: bool = False,
+    keep_index: Path | None = None,
+    answer_budgets: tuple[int, ...] = (),
+    index: Path | None = None,
+) -> dict:
+    from qa.assistant import Assistant
+
+    methods = methods or ["hybrid"]
+    rs = evalsets.load_real(dataset, limit, settings.max_question_chars, roots=corpora or None)
+    needed = sorted({q.corpus for q in rs.questions if q.corpus})
+    tmp = Path(tempfile.mkdtemp(prefix="qa-eval-"))
+    index_dir = index or keep_index or tmp / "index"
+    try:
+        if index is None:
+            missing = [c for c in needed if c not in corpora]
+            if missing:
+                raise DatasetError(
+                    f"{dataset} names the corpora {', '.join(needed)}: give "
+                    + " ".join(f"--corpus {c}=DIR" for c in missing)
+                    + " (the folder of each), or ask an existing index that has them with --index DIR"
+                )
+        eval_settings = settings.model_copy(update={"index_dir": index_dir})
+        build = ({"seconds": 0.0, "reused": str(index)} if index
+                 else build_real_index(corpora, eval_settings, index_dir, progress))
+        bot = Assistant.open(index_dir, settings=eval_settings)
+        build["passages"] = bot.reader.n_chunks
+        docs = {(d["collection"], d["path"]) for d in bot.reader.documents()}
+        present = {c for c, _ in docs}
+        absent = [c for c in needed if c not in present]
+        if absent:
+            raise DatasetError(f"the index in {index_dir}/ has no collection {', '.join(absent)} "
+                               f"(it has {', '.join(sorted(present)) or 'none'})")
+        keep = []
+        for q in rs.questions:
+            if q.corpus and (q.corpus, q.file) not in docs:
+                rs.skipped.append({"id": q.qid, "where": "index", "reason": f"file not in the index: {q.file}"})
+            else:
+                keep.append(q)
+        rs.questions = keep
+        results = {m: run_real(bot, rs, m, progress, answer_budgets) for m in methods}
+        out = {
+            "format": "real",
+            "dataset": str(dataset),
+            "questions": len(rs.of("answerable")),
+            "unanswerable_questions": len(rs.of("unanswerable")),
+            "stub_questions": len(rs.of("stub")),
+            "corpora": {k: str(v) for k, v in corpora.items()},
+            "index": build,
+            "model": bot.reader.model,
+            "settings": _settings_summary(settings),
+        }
+        _merge_methods(out, methods, results)
+        _add_skipped(out, rs.skipped)
+        return out
+    finally:
+        if keep_index is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_real(bot, rs: RealSet, method: str, progress: bool, answer_budgets: tuple[int, ...] = ()) -> dict:
+    """Every question of a real set through retrieve + answer (top 10 ranked, 5 cited, as
+    /ask); per-question facts go to ``per_question`` for reading and comparing runs."""
+    from qa.assistant import QuestionError
+
+    relevance: list[list[bool]] = []
+    file_first: list[bool] = []
+    stats = AnswerStats(answer_budgets)
+    faults = FaultCounts()
+    latencies: list[float] = []
+    per_question: list[dict] = []
+    conf = {"answerable": [], "unanswerable": []}
+    abstained_unans = 0
+    stub_status = 0
+    stub_cited = 0
+    by_type: dict[str, list[int]] = {}
+    bar = _progress(progress, f"eval {method}", len(rs.questions))
+    for q in rs.questions:
+        t = time.perf_counter()
+        try:
+            question = bot.validate(q.question)
+            hits, timings = bot.retrieve(question, top_k=10, method=method)
+            ans = bot.answer(question, hits[:5], timings)
+        except QuestionError as exc:
+            rs.skipped.append({"id": q.qid, "where": "asking", "reason": str(exc)})
+            bar.advance()
+            continue
+        latencies.append((time.perf_counter() - t) * 1000)
+        row = {"id": q.qid, "kind": q.kind, "type": q.type, "question": q.question, "status": ans.status,
+               "abstained": ans.abstained, "confidence": ans.confidence, "answer": ans.answer,
+               "top": [f"{h.chunk.collection}:{h.chunk.doc_path}:{h.chunk.line_start}-{h.chunk.line_end}" for h in hits[:3]]}
+        if q.kind == "answerable":
+            rel = [source_hit(q, h.chunk) for h in hits]
+            relevance.append(rel)
+            file_first.append(bool(hits) and file_hit(q, hits[0].chunk))
+            conf["answerable"].append(ans.confidence)
+            row.update(stats.add(bot, question, q.answers, hits, ans))
+            row["hit@1"] = bool(rel[:1] and rel[0])
+            row["file_hit@1"] = file_first[-1]
+            tally = by_type.setdefault(q.type, [0, 0, 0])
+            tally[0] += 1
+            tally[1] += row["answer_hit"]
+            tally[2] += row["lead_hit"]
+        elif q.kind == "unanswerable":
+            conf["unanswerable"].append(ans.confidence)
+            abstained_unans += ans.abstained
+        else:
+            stub_status += ans.status == "stub"
+            cited = any(source_hit(q, h.chunk) for h in hits[:5])
+            stub_cited += cited
+            row["stub_section_cited"] = cited
+        row.update(faults.add(ans))
+        per_question.append(row)
+        bar.advance()
+    bar.close()
+    out = {k: round(v, 4) for k, v in ranking_metrics(relevance).items()}
+    out["file_hit@1"] = round(sum(file_first) / max(len(file_first), 1), 4)
+    out.update(stats.metrics())
+    out.update({"latency_ms_p50": round(percentile(latencies, 0.5), 1),
+                "latency_ms_p95": round(percentile(latencies, 0.95), 1)})
+    n_un = len(conf["unanswerable"])
+    n_stub = sum(1 for r in per_question if r["kind"] == "stub")
+    out["abstained_unanswerable"] = round(abstained_unans / max(n_un, 1), 4)
+    out["stub_status"] = round(stub_status / max(n_stub, 1), 4)
+    out["stub_section_cited"] = round(stub_cited / max(n_stub, 1), 4)
+    out.update(faults.metrics())
+    out["by_type"] = {t: {"questions": v[0], "answer_hit": round(v[1] / v[0], 4), "lead_sentence_hit": round(v[2] / v[0], 4)}
+                      for t, v in sorted(by_type.items())}
+    out["abstention_curve"] = _abstention_curve(conf["answerable"], conf["unanswerable"])
+    out["per_question"] = per_question
     return out
 
 

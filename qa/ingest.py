@@ -21,10 +21,11 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from qa import lexical
-from qa.chunks import ChunkerConfig, chunk_document
+from qa.chunks import FENCE_RE, ChunkerConfig, chunk_document, refence
 from qa.config import Settings
-from qa.embedcache import open_cache
-from qa.documents import MAX_BYTES, Document, Skipped, iter_files, load_document
+from qa.progress import make_progress
+from qa.embedcache import CacheWriter, open_cache
+from qa.documents import MAX_BYTES, Document, Skipped, iter_files, load_document, skipped_files
 from qa.store import (
     DB_NAME,
     SCHEMA_VERSION,
@@ -32,6 +33,7 @@ from qa.store import (
     connect,
     current_generation,
     fault_point,
+    remove_stale_temp,
 )
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,9 @@ class IngestReport:
     unchanged: int = 0
     skipped: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
-    files_seen: int = 0
+    files_seen: int = 0  # candidate articles found (read or not)
+    files_skipped: int = 0  # files not indexed, each with its reason in ``skipped`` (a hidden folder counts its files)
+    indexed: list[str] = field(default_factory=list)  # every file of this run now in the index (added, changed, unchanged)
     chunks_total: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
@@ -100,7 +104,7 @@ def ingest(
     index_dir: Path | None = None,
     collection: str = "default",
     rebuild: bool = False,
-    progress: bool = False,
+    progress: bool | str = False,
     wait: float = 0,
     follow_symlinks: bool = False,
     use_cache: bool = True,
@@ -131,6 +135,49 @@ def ingest(
 
 
 def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, follow_symlinks, use_cache):
+    bar = make_progress(progress)
+    try:
+        return _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, use_cache)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+class _Build:
+    """The new generation, started lazily at the first new or changed file, so an unchanged
+    corpus copies nothing and loads no model."""
+
+    def __init__(self, index_dir: Path, settings: Settings, full: bool, prev_name: str | None, use_cache: bool):
+        from qa.embeddings import get_embedder
+
+        self.embedder = get_embedder(settings.model, settings)
+        # int8 vectors are cached apart from float32 ones (QA_BACKEND, see qa.backends)
+        self.vector_identity = getattr(self.embedder, "vector_identity", self.embedder.identity)
+        try:
+            self.writer = GenerationWriter(index_dir)
+        except OSError as exc:
+            raise _write_error(index_dir, prev_name, exc) from exc
+        try:
+            self.conn = self.writer.start(copy_previous=not full)
+            # Passages still to embed, on disk (a TEMP table never reaches the published file):
+            # memory does not grow with the corpus.
+            self.conn.execute("CREATE TEMP TABLE pending (id INTEGER PRIMARY KEY, hash TEXT UNIQUE, text TEXT)")
+        except BaseException:
+            self.writer.abort()
+            raise
+        self.cache = open_cache(settings.cache_dir) if use_cache else None
+        self.superseded: list[int] = []  # ids of changed documents' previous rows, dropped at the end
+
+    def close_cache(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+            self.cache = None
+
+
+_OLD = "\0old\0"  # path prefix of a changed document's previous rows until the run ends
+
+
+def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, use_cache):
     t0 = time.perf_counter()
     root = Path(root)
     if not root.exists():
@@ -138,12 +185,15 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
     report = IngestReport(collection=collection, root=str(root))
     cfg = ChunkerConfig(settings.chunk_size, settings.chunk_hard_limit, settings.chunk_overlap_sentences)
 
+    remove_stale_temp(index_dir)  # a killed run's folder goes now, even if nothing is published
     prev_name = current_generation(index_dir)
     prev_meta: dict[str, str] = {}
+    prev_chunks = 0
     known: dict[str, tuple[int, str]] = {}
     if prev_name:
         pconn = connect(index_dir / prev_name / DB_NAME, readonly=True)
         prev_meta = _meta(pconn)
+        prev_chunks = int(pconn.execute("SELECT count(*) FROM chunks").fetchone()[0])
         known = {
             r[0]: (r[1], r[2])
             for r in pconn.execute(
@@ -169,156 +219,101 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
     elif rebuild:
         report.rebuild_reason = "--rebuild"
     full = report.rebuild_reason is not None or not prev_name
-    if full:
-        known_for_diff: dict[str, tuple[int, str]] = {}
-    else:
-        known_for_diff = known
+    known_for_diff: dict[str, tuple[int, str]] = {} if full else known
 
-    # 1. scan: hash every file, parse only new or changed ones
-    docs: list[Document] = []
-    seen: set[str] = set()
-    for item in iter_files(root, follow_symlinks=follow_symlinks):
-        if isinstance(item, Skipped):
-            report.skipped.append({"path": item.path, "reason": item.reason})
-            continue
-        path, rel = item
-        report.files_seen += 1
-        try:
-            # the loader's size limit, before reading: a huge file is never loaded into memory
-            size = path.stat().st_size
-            if size > MAX_BYTES:
-                report.skipped.append({"path": rel, "reason": f"file too large ({size} bytes > {MAX_BYTES})"})
+    build: _Build | None = None
+    try:
+        # 1. one pass over the files: hash each; a new or changed one is parsed, chunked and
+        #    written at once (documents are never all held in memory); passages without a
+        #    vector anywhere (this index, the previous one, the embedding cache) are queued.
+        items = list(iter_files(root, follow_symlinks=follow_symlinks))
+        if bar:
+            bar.start_files(sum(1 for i in items if not isinstance(i, Skipped)))
+        seen: set[str] = set()
+        new_passages = 0
+        for item in items:
+            if isinstance(item, Skipped):
+                report.skipped.append({"path": item.path, "reason": item.reason})
+                report.files_skipped += skipped_files(item)
                 continue
-            data = path.read_bytes()
-        except OSError as exc:
-            report.skipped.append({"path": rel, "reason": f"cannot read: {exc.strerror or exc}"})
-            continue
-        seen.add(rel)
-        digest = hashlib.sha256(data).hexdigest()
-        old = known_for_diff.get(rel)
-        if old and old[1] == digest:
-            report.unchanged += 1
-            continue
-        doc = load_document(path, root, data=data)
-        if isinstance(doc, Skipped):
-            seen.discard(rel)
-            report.skipped.append({"path": doc.path, "reason": doc.reason})
-            continue
-        for w in doc.warnings:
-            report.warnings.append({"path": rel, "warning": w})
-        docs.append(doc)
-        (report.changed if old else report.added).append(rel)
-    removed = sorted(set(known_for_diff) - seen)
-    report.removed = removed
-    if not full and not docs and not removed:
-        report.generation = prev_name
-        report.seconds = time.perf_counter() - t0
-        return report
+            path, rel = item
+            report.files_seen += 1
+            if bar:
+                bar.file_done()
+            try:
+                # the loader's size limit, before reading: a huge file is never loaded into memory
+                size = path.stat().st_size
+                if size > MAX_BYTES:
+                    report.skipped.append({"path": rel, "reason": f"file too large ({size} bytes > {MAX_BYTES})"})
+                    report.files_skipped += 1
+                    continue
+                data = path.read_bytes()
+            except OSError as exc:
+                report.skipped.append({"path": rel, "reason": f"cannot read: {exc.strerror or exc}"})
+                report.files_skipped += 1
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            old = known_for_diff.get(rel)
+            if old and old[1] == digest:
+                seen.add(rel)
+                report.unchanged += 1
+                report.indexed.append(rel)
+                continue
+            doc = load_document(path, root, data=data)
+            del data
+            if isinstance(doc, Skipped):
+                report.skipped.append({"path": doc.path, "reason": doc.reason})
+                report.files_skipped += 1
+                continue
+            seen.add(rel)
+            for w in doc.warnings:
+                report.warnings.append({"path": rel, "warning": w})
+            if build is None:
+                build = _Build(index_dir, settings, full, prev_name, use_cache)
+            new_passages += _add_document(build, doc, old, root, collection, cfg, report)
+            (report.changed if old else report.added).append(rel)
+            report.indexed.append(rel)
+        removed = sorted(set(known_for_diff) - seen)
+        report.removed = removed
+        if build is None and not full and not removed:
+            report.generation = prev_name
+            report.chunks_total = prev_chunks  # what the served index holds, not 0
+            report.seconds = time.perf_counter() - t0
+            return report
+        if build is None:
+            build = _Build(index_dir, settings, full, prev_name, use_cache)
+        conn = build.conn
 
-    # 2. chunk
-    from qa.embeddings import get_embedder, text_hash
-
-    embedder = get_embedder(model_name, settings)
-    identity = embedder.identity
-    # int8 vectors are cached apart from float32 ones (QA_BACKEND, see qa.backends)
-    vector_identity = getattr(embedder, "vector_identity", identity)
-    try:
-        writer = GenerationWriter(index_dir)
-    except OSError as exc:
-        raise _write_error(index_dir, prev_name, exc) from exc
-    try:
-        conn = writer.start(copy_previous=not full)
-        reusable: dict[str, bytes] = {}
-        drop_ids = [known_for_diff[p][0] for p in removed] + [
-            known_for_diff[d.path][0] for d in docs if d.path in known_for_diff
-        ]
-        if drop_ids:
-            marks = ",".join("?" * len(drop_ids))
-            for h, v in conn.execute(
-                f"SELECT embed_hash, vec FROM chunks WHERE doc_id IN ({marks})", drop_ids
-            ):
-                reusable[h] = v
-            conn.execute(
-                f"DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc_id IN ({marks}))",
-                drop_ids,
-            )
-            conn.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", drop_ids)
-            conn.execute(f"DELETE FROM documents WHERE id IN ({marks})", drop_ids)
-
-        planned = []  # (doc, chunks, embed_hashes)
-        to_embed: dict[str, str] = {}
-        for doc in docs:
-            chunks = _hard_cut(chunk_document(doc, cfg), doc, cfg.hard_limit, report)
-            if not chunks:
-                report.warnings.append({"path": doc.path, "warning": "no text to index (empty after cleaning)"})
-            hashes = []
-            for ch in chunks:
-                et = ch.embed_text(doc.title)
-                h = text_hash(et, vector_identity)
-                hashes.append(h)
-                if h not in reusable and h not in to_embed:
-                    row = conn.execute("SELECT vec FROM chunks WHERE embed_hash=? LIMIT 1", (h,)).fetchone()
-                    if row:
-                        reusable[h] = row[0]
-                    else:
-                        to_embed[h] = et
-            planned.append((doc, chunks, hashes))
-
-        # 3. embed only what is new (and not in the persistent cache)
+        # 2. embed the queue, longest passages of each window together; every batch's
+        #    vectors go to the persistent cache at once (committed every few seconds), so
+        #    a run killed at any point keeps what it embedded.
         te = time.perf_counter()
-        cache = open_cache(settings.cache_dir) if use_cache else None
-        if cache and to_embed:
-            cached = cache.get_many(list(to_embed))
-            reusable.update(cached)
-            report.chunks_cached = len(cached)
-            for k in cached:
-                del to_embed[k]
-        if to_embed:
-            keys = list(to_embed)
-            vecs = _embed_with_progress(embedder, [to_embed[k] for k in keys], progress)
-            fresh = {k: v.astype(np.float32).tobytes() for k, v in zip(keys, vecs)}
-            reusable.update(fresh)
-            if cache:
-                cache.put_many(fresh)
-        if cache:
-            cache.close()
+        report.chunks_embedded = _embed_pending(build, bar)
         report.embed_seconds = time.perf_counter() - te
+        build.close_cache()
         fault_point("after-embed")
-        report.chunks_embedded = len(to_embed)
+        left = conn.execute("SELECT count(*) FROM chunks WHERE length(vec) = 0").fetchone()[0]
+        if left:
+            raise RuntimeError(f"{left} passages were left without a vector")
 
-        # 4. write rows
-        now = time.time()
-        for doc, chunks, hashes in planned:
-            stat = _stat(root, doc.path)
-            cur = conn.execute(
-                "INSERT INTO documents (collection, path, source, title, meta, content_hash, encoding, size, "
-                "mtime, n_chunks, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    collection, doc.path, _display_source(root, doc.path), doc.title,
-                    json.dumps(doc.meta, ensure_ascii=False, default=str), doc.content_hash,
-                    doc.encoding, stat[0], stat[1], len(chunks), now,
-                ),
+        # 3. drop removed documents and the previous rows of changed ones
+        drop_ids = [known_for_diff[p][0] for p in removed] + build.superseded
+        for i in range(0, len(drop_ids), 500):
+            part = drop_ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            conn.execute(
+                f"DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc_id IN ({marks}))", part
             )
-            doc_id = cur.lastrowid
-            for ch, h in zip(chunks, hashes):
-                c = conn.execute(
-                    "INSERT INTO chunks (key, doc_id, ord, heading, text, start, end, line_start, line_end, "
-                    "is_stub, kind, embed_hash, vec) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        ch.key, doc_id, ch.ord, ch.heading, ch.text, ch.start, ch.end, ch.line_start,
-                        ch.line_end, int(ch.is_stub), ch.kind, h, reusable[h],
-                    ),
-                )
-                lex = " ".join([doc.title, *ch.heading_path, ch.text])
-                conn.execute(
-                    "INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)",
-                    (c.lastrowid, lexical.fts_document(lex)),
-                )
-        report.chunks_reused = sum(len(c) for _, c, _ in planned) - report.chunks_embedded
+            conn.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", part)
+            conn.execute(f"DELETE FROM documents WHERE id IN ({marks})", part)
+
+        now = time.time()
+        report.chunks_reused = new_passages - report.chunks_embedded
+        embedder = build.embedder
         meta = {
             "schema": str(SCHEMA_VERSION),
             "model": _canonical_model(model_name),
-            "model_identity": identity,
+            "model_identity": embedder.identity,
             "dim": str(embedder.dim),
             "chunker": cfg.fingerprint(),
             "lexical": lexical.VERSION,
@@ -326,24 +321,125 @@ def _ingest_locked(root, settings, index_dir, collection, rebuild, progress, fol
         }
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
         report.chunks_total = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
-        report.generation = writer.name
+        report.generation = build.writer.name
         report.seconds = time.perf_counter() - t0
         report.published = True
         conn.execute(
             "INSERT INTO runs (started_at, finished_at, stats) VALUES (?,?,?)",
             (now - report.seconds, time.time(), json.dumps(report.to_dict(), ensure_ascii=False)),
         )
-        writer.publish(conn)
+        conn.execute("DROP TABLE temp.pending")
+        build.writer.publish(conn)
     except (OSError, sqlite3.Error, RuntimeError) as exc:
-        writer.abort()
+        if build is not None:
+            build.close_cache()
+            build.writer.abort()
         if isinstance(exc, IndexWriteError) or not _is_write_failure(exc):
             raise
         raise _write_error(index_dir, prev_name, exc) from exc
     except BaseException:
-        writer.abort()
+        if build is not None:
+            build.close_cache()
+            build.writer.abort()
         raise
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _add_document(build: _Build, doc: Document, old, root: Path, collection: str, cfg: ChunkerConfig,
+                  report: IngestReport) -> int:
+    """Write one parsed document and its passages; queue the passages that need a vector."""
+    from qa.embeddings import text_hash
+
+    conn = build.conn
+    if old:
+        # keep the previous rows (their vectors are reusable) under another name until the end
+        conn.execute("UPDATE documents SET path = ? || path WHERE id = ?", (_OLD, old[0]))
+        conn.execute("UPDATE chunks SET key = ? || key WHERE doc_id = ?", (_OLD, old[0]))
+        build.superseded.append(old[0])
+    chunks = _hard_cut(chunk_document(doc, cfg), doc, cfg.hard_limit, report)
+    if not chunks:
+        report.warnings.append({"path": doc.path, "warning": "no text to index (empty after cleaning)"})
+    hashes = [text_hash(ch.embed_text(doc.title), build.vector_identity) for ch in chunks]
+    vecs: dict[str, bytes] = {}
+    for h in set(hashes):
+        row = conn.execute("SELECT vec FROM chunks WHERE embed_hash=? AND length(vec) > 0 LIMIT 1", (h,)).fetchone()
+        if row:
+            vecs[h] = row[0]
+    missing = [h for h in set(hashes) if h not in vecs]
+    if missing and build.cache is not None:
+        cached = build.cache.get_many(missing)
+        vecs.update(cached)
+        report.chunks_cached += len(cached)
+    stat = _stat(root, doc.path)
+    cur = conn.execute(
+        "INSERT INTO documents (collection, path, source, title, meta, content_hash, encoding, size, "
+        "mtime, n_chunks, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            collection, doc.path, _display_source(root, doc.path), doc.title,
+            json.dumps(doc.meta, ensure_ascii=False, default=str), doc.content_hash,
+            doc.encoding, stat[0], stat[1], len(chunks), time.time(),
+        ),
+    )
+    doc_id = cur.lastrowid
+    for ch, h in zip(chunks, hashes):
+        vec = vecs.get(h)
+        if vec is None:
+            conn.execute("INSERT OR IGNORE INTO pending (hash, text) VALUES (?, ?)", (h, ch.embed_text(doc.title)))
+        c = conn.execute(
+            "INSERT INTO chunks (key, doc_id, ord, heading, text, start, end, line_start, line_end, "
+            "is_stub, kind, embed_hash, vec) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                ch.key, doc_id, ch.ord, ch.heading, ch.display_text, ch.start, ch.end, ch.line_start,
+                ch.line_end, int(ch.is_stub), ch.kind, h, vec or b"",
+            ),
+        )
+        lex = " ".join([doc.title, *ch.heading_path, ch.index_text])
+        conn.execute(
+            "INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)",
+            (c.lastrowid, lexical.fts_document(lex)),
+        )
+    return len(chunks)
+
+
+#: rows of the queue embedded together: sorted by length inside a window (little padding)
+#: while progress, rate and the resume point move steadily through the queue
+EMBED_WINDOW = 256
+
+
+def _embed_pending(build: _Build, bar) -> int:
+    conn = build.conn
+    total = int(conn.execute("SELECT count(*) FROM temp.pending").fetchone()[0])
+    if bar:
+        bar.start_embedding(total)
+    if not total:
+        return 0
+    writer = CacheWriter(build.cache) if build.cache is not None else None
+    done, last = 0, 0
+    try:
+        while True:
+            rows = conn.execute(
+                "SELECT id, hash, text FROM temp.pending WHERE id > ? ORDER BY id LIMIT ?", (last, EMBED_WINDOW)
+            ).fetchall()
+            if not rows:
+                break
+            last = rows[-1][0]
+            texts = [r[2] for r in rows]
+            for idx, vecs in build.embedder.iter_encode_passages(texts):
+                fresh = {rows[i][1]: v.astype(np.float32).tobytes() for i, v in zip(idx, vecs)}
+                if writer is not None:
+                    writer.add(fresh)
+                conn.executemany(
+                    "UPDATE chunks SET vec = ? WHERE embed_hash = ? AND length(vec) = 0",
+                    [(v, h) for h, v in fresh.items()],
+                )
+                done += len(fresh)
+                if bar:
+                    bar.embedded_batch(len(fresh))
+    finally:
+        if writer is not None:
+            writer.close()
+    return done
 
 
 def _is_write_failure(exc: BaseException) -> bool:
@@ -372,7 +468,9 @@ def _hard_cut(chunks: list, doc: Document, hard_limit: int, report: IngestReport
     The chunker cuts prose at the target size, but a single line of a code block or a
     table row can be arbitrarily long (minified JS, a data dump pasted into a table);
     such a passage is cut into ``hard_limit`` slices of the body, so offsets still map
-    back to the source.
+    back to the source.  A slice of a code block is re-fenced with the block's opening
+    line (``fence_open``/``fence_close``, shown around the slice), so no passage has an
+    unbalanced fence.
     """
     if all(c.end - c.start <= hard_limit for c in chunks):
         return chunks
@@ -389,15 +487,19 @@ def _hard_cut(chunks: list, doc: Document, hard_limit: int, report: IngestReport
             "warning": f"passage of {c.end - c.start} characters (line {c.line_start}) cut into {len(pieces)} "
             f"pieces at the hard limit of {hard_limit}",
         })
+        first = c.text.split("\n", 1)[0]
+        opener = c.fence_open or (first.strip() if FENCE_RE.match(first) else "")
         for a in pieces:
             b = min(a + hard_limit, c.end)
             text = doc.body[a:b]
             if not text.strip():
                 continue
+            fence_open, fence_close = refence(text, opener) if c.kind in ("code", "diagram") else ("", "")
             key = hashlib.sha256(f"{doc.path}\0{c.key}\0{a}".encode()).hexdigest()[:20]
             out.append(dataclasses.replace(
                 c, key=key, ord=len(out), text=text, start=a, end=b,
                 line_start=doc.source_line(a), line_end=doc.source_line(b - 1),
+                fence_open=fence_open, fence_close=fence_close,
             ))
     return out
 
@@ -415,23 +517,3 @@ def _stat(root: Path, rel: str) -> tuple[int | None, float | None]:
         return st.st_size, st.st_mtime
     except OSError:
         return None, None
-
-
-def _embed_with_progress(embedder, texts: list[str], progress: bool) -> np.ndarray:
-    if not progress:
-        return embedder.encode_passages(texts)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    order = np.argsort([len(t) for t in texts])[::-1]
-    out = np.empty((len(texts), embedder.dim), dtype=np.float32)
-    step = max(embedder.batch_size * 4, 64)
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
-    ) as bar:
-        task = bar.add_task("embedding passages", total=len(texts))
-        for i in range(0, len(texts), step):
-            idx = order[i : i + step]
-            out[idx] = embedder._encode([texts[j] for j in idx], embedder.passage_prompt)
-            bar.advance(task, len(idx))
-    return out
-

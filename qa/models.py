@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator
 
 AnswerStatus = Literal["answered", "not_covered", "stub"]
 
@@ -24,21 +26,42 @@ class Scores(BaseModel):
 
 class Citation(BaseModel):
     n: int = Field(description="the marker number used in the answer text: [n]")
-    title: str
+    title: str = Field(description="the article's title, plain text (any HTML in it is text, not markup)")
     path: str = Field(description="source file, relative to the working directory when possible")
-    url: str | None = None
-    heading: str = Field(description="heading path, e.g. 'A > B'")
-    text: str = Field(description="the passage, exactly as in the cleaned article")
+    url: str | None = Field(
+        None, description="the article's link: an absolute http(s) URL, or null (other schemes such as "
+        "javascript: are never returned)",
+    )
+    heading: str = Field(description="heading path, e.g. 'A > B', plain text")
+    text: str = Field(description="the passage, exactly as in the cleaned article; plain text, not HTML")
     start: int = Field(description="character offset of the passage in the cleaned article body")
     end: int
     line_start: int = Field(description="1-based first source line")
     line_end: int
     collection: str = "default"
+    kind: Literal["text", "code", "table", "diagram"] = Field(
+        "text", description="what the passage is: prose (text), a code block, a table, or a diagram's source "
+        "(mermaid, plantuml, dot...: not prose, do not quote it as such)",
+    )
     low_confidence: bool = False
     highlights: list[list[int]] = Field(
         default_factory=list, description="[start, end) character ranges of the passage quoted in the answer"
     )
     scores: Scores
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, v: str | None) -> str | None:
+        """Article front matter is untrusted: a consumer may put the URL in a link as it is."""
+        if v is None:
+            return None
+        try:
+            parts = urlsplit(v.strip())
+        except ValueError:
+            return None
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(ord(c) < 32 for c in v):
+            return None
+        return v.strip()
 
 
 class IndexInfo(BaseModel):
@@ -53,8 +76,11 @@ class Timings(BaseModel):
 
 
 class Answer(BaseModel):
+    """Every text field (question, answer, titles, headings, passages) is plain text: render it
+    as text (escaped), never as HTML or markup."""
+
     question: str
-    answer: str
+    answer: str = Field(description="the extractive answer with [n] markers; plain text")
     abstained: bool
     status: AnswerStatus = Field(
         "answered",

@@ -4,14 +4,16 @@ Sentence choice by shared words alone lets a preface that repeats the article's 
 ("本篇文章目的：让你更全面了解k8s……") outrank the sentence that answers.  These cues are
 the cheap, deterministic part of "answers in meaning": the kind of question (definition,
 reason, difference, how-to, relation), the shape of a sentence that answers that kind
-("X 是一个……", "因为……", "而……", a command), and the sentences that never answer
-anything (prefaces, "参考 <url>", figure captions, "话不多说").
+("X 是一个……", "因为……", "而……", a command), sections that hold only links, and stubs.
+Sentences that never answer (prefaces, "参考 <url>", figure captions) are :mod:`qa.cues`'.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Literal
+
+from qa.cues import is_meta_sentence
 
 QuestionType = Literal["definition", "why", "difference", "how", "relation", "fact"]
 
@@ -53,37 +55,9 @@ _ANSWER_CUES: dict[QuestionType, re.Pattern[str]] = {
 # Openers that state the point plainly; they answer any kind of question they share words with.
 _SUMMARY_RE = re.compile(r"^(?:说白了|简单来说|简单地说|简而言之|总之|总的来说|总结一下|换句话说|也就是说|一句话|本质上|概括来说)")
 
-# Sentences that never answer: prefaces, references, figure captions, transitions, TOC lines.
-_META_RES = [
-    re.compile(r"^(?:参考|参阅|参见|来源|原文|转载|出处|引用|via)[：:\s]*(?:<|\(|（|\[|https?://)", re.I),
-    re.compile(r"^(?:参考|参阅|参见|原文|出处)(?:资料|文献|链接)?[：:]?\s*https?://", re.I),
-    re.compile(r"^(?:本篇文章|这篇文章|本文|本章|本节|本篇)(?:的)?(?:目的|主要|将|会|旨在|介绍|讲|带你|从|希望|内容)"),
-    re.compile(r"话不多说|废话不多说|闲话少说|言归正传|开干|进入正题|下面进入"),
-    re.compile(r"^(?:如|见|参见)?[上下]图(?:所示|是|中|为|展示|显示)?"),
-    re.compile(r"^如图\d*(?:所示)?|^(?:而|另外|同时)?图\s*\d+\s*(?:是|为|：|:|展示|显示|中)"),
-    re.compile(r"这幅图|那张图|这张图|两张[^，。]{0,6}图|下面这张图|如下图"),
-    re.compile(r"^(?:接下来|下面|首先)?(?:我们|咱们)?(?:先|再|来|一起)?(?:来)?(?:看看|看一下|看|介绍一下|介绍|聊聊|讲讲|说说)[^。]{0,30}[：:]$"),
-    re.compile(r"^(?:目前发现|希望(?:我)?(?:这篇|本篇|本)文章|希望本文|希望对你|感谢阅读|欢迎(?:留言|关注|转发))"),
-    re.compile(r"^(?:目录|table of contents)\s*$", re.I),
-]
-
-URL_ONLY_RE = re.compile(r"^\W*(?:https?://\S+\W*)+$")
-URL_RE = re.compile(r"<?https?://\S+>?")
 REFERENCE_HEADING_RE = re.compile(r"^(?:参考|参考资料|参考文献|参考链接|相关链接|相关阅读|延伸阅读|扩展阅读|引用|references?|see also|further reading)\s*$", re.I)
 STUB_WORDS_RE = re.compile(r"(待补充|待完善|待更新|未完待续|敬请期待|\bTODO\b|\bTBD\b|\bWIP\b|coming soon|施工中|写作中)", re.I)
 _CONTENT_RE = re.compile(r"[\w\u4e00-\u9fff]")
-
-
-def is_meta_sentence(text: str) -> bool:
-    """A sentence about the article or its figures rather than about the subject."""
-    s = text.strip().lstrip("*_>#-• ").strip()
-    if not s:
-        return True
-    if URL_ONLY_RE.match(s):
-        return True
-    if URL_RE.search(s) and len(_CONTENT_RE.findall(URL_RE.sub("", s))) <= 24:
-        return True  # "k8s 和 Docker 关系简单说明 <https://…>": a link with its title
-    return any(p.search(s) for p in _META_RES)
 
 
 def is_reference_section(heading: str) -> bool:

@@ -1,4 +1,5 @@
-"""Answers as people read them: terminal, Markdown and plain text within a length limit."""
+"""Answers as people read them: the terminal, and (through :mod:`qa.chat`, the one renderer of
+chat dialects) Markdown and plain text within a length limit."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ from qa.models import Answer
 
 
 def render_terminal(ans: Answer, console) -> None:
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
+
+    from qa.safetext import printable
+
+    def escape(text: str, keep: str = "") -> str:  # article text: no markup, no terminal escapes
+        return markup_escape(printable(text, keep))
 
     style = "yellow" if ans.abstained or ans.status == "stub" else "bold"
     if ans.status == "stub":
         console.print("[yellow]✎ stub: the section exists but is not written yet[/]")
-    console.print(f"[{style}]{escape(ans.answer)}[/]")
+    console.print(f"[{style}]{escape(ans.answer, keep=chr(10))}[/]")
     if ans.citations:
         console.print()
         console.print("[dim]Sources:[/]")
@@ -26,27 +32,14 @@ def render_terminal(ans: Answer, console) -> None:
 
 
 def render_markdown(ans: Answer, limit: int = 4000) -> str:
-    """Markdown for chat platforms; sources are numbered links when a URL is known."""
-    lines = [ans.answer]
-    if ans.citations:
-        lines.append("")
-        lines.append("**Sources**")
-        for c in ans.citations:
-            label = f"{c.title} › {c.heading}" if c.heading else c.title
-            where = f"{c.path}:{c.line_start}-{c.line_end}"
-            lines.append(f"[{c.n}] [{label}]({c.url}) ({where})" if c.url else f"[{c.n}] {label} ({where})")
-    return _fit("\n".join(lines), limit)
+    """Markdown for chat platforms: the chat layer's renderer (escaping, numbered sources, fitting)."""
+    from qa.chat import MARKDOWN, render
+
+    return render(ans, MARKDOWN, limit).text
 
 
 def render_text(ans: Answer, limit: int = 2000) -> str:
-    lines = [ans.answer]
-    for c in ans.citations:
-        label = f"{c.title} > {c.heading}" if c.heading else c.title
-        lines.append(f"[{c.n}] {label} ({c.path}:{c.line_start}-{c.line_end})")
-    return _fit("\n".join(lines), limit)
+    """Plain text (no markup) within ``limit`` characters."""
+    from qa.chat import TEXT, render
 
-
-def _fit(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: max(0, limit - 1)] + "…"
+    return render(ans, TEXT, limit).text

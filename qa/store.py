@@ -123,6 +123,15 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+def remove_stale_temp(index_dir: Path) -> list[str]:
+    """Delete the temp folders of interrupted ingests (call only while holding the ingest lock)."""
+    gone = []
+    for stale in index_dir.glob("gen-*.tmp*"):
+        shutil.rmtree(stale, ignore_errors=True)
+        gone.append(stale.name)
+    return gone
+
+
 class GenerationWriter:
     """Builds the next generation in a temp folder and publishes it atomically."""
 

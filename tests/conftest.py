@@ -21,6 +21,35 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+# Tiers: `make test-fast` runs what needs neither the model, a server nor a browser.  Tests are
+# marked from the fixtures they use (transitively), so a new test on `assistant` or `server` is
+# marked without anyone remembering to; modules that use the model otherwise mark themselves.
+MODEL_FIXTURES = {"built_index", "assistant", "seed"}
+SERVER_FIXTURES = {"server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SERVER_FIXTURES:
+            item.add_marker(pytest.mark.server)
+        if names & (MODEL_FIXTURES | SERVER_FIXTURES):
+            item.add_marker(pytest.mark.model)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_has_no_model(request, monkeypatch):
+    """In the fast tier, a test that loads the model fails and says which mark it needs."""
+    if "not model" not in (request.config.getoption("markexpr") or "") or request.node.get_closest_marker("model"):
+        return
+    import qa.embeddings
+
+    def refuse(*a, **kw):
+        raise RuntimeError(f"{request.node.nodeid} loads the embedding model: mark it @pytest.mark.model")
+
+    monkeypatch.setattr(qa.embeddings.Embedder, "__init__", refuse)
+
+
 def make_settings(index_dir: Path, **kw):
     from qa.config import Settings
 

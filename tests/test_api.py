@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import start_server, stop_server
 
+pytestmark = [pytest.mark.model]
+
 
 def test_post_ask_returns_cited_answer(server):
     r = httpx.post(server.url + "/ask", json={"question": "k8s 和 Docker 是什么关系", "top_k": 3}, timeout=30)

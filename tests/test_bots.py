@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tests.conftest import free_port, start_server, stop_server
 
+pytestmark = [pytest.mark.model, pytest.mark.server]
+
 QUESTION = "Redis 缓存默认多久过期？"
 FACT = "30 分钟"
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -157,6 +159,7 @@ def bot(built_index, fake):
         "QA_SLACK_SIGNING_SECRET": SLACK_SECRET,
         "QA_SLACK_BOT_TOKEN": SLACK_TOKEN,
         "QA_SLACK_API_URL": fake.url + "/api/",
+        "QA_SLACK_RESPONSE_URL_HOSTS": "127.0.0.1",  # the fake platform plays hooks.slack.com
         "QA_FEISHU_APP_ID": FEISHU_APP_ID,
         "QA_FEISHU_APP_SECRET": FEISHU_APP_SECRET,
         "QA_FEISHU_VERIFICATION_TOKEN": FEISHU_TOKEN,
@@ -624,7 +627,7 @@ def test_wecom_rejects_forgeries_and_ignores_events(bot, fake):
     assert wecom_post(bot, xml, token="not-our-token").status_code == 401
     assert wecom_post(bot, xml, receive_id="ww_other_corp").status_code == 403
     assert wecom_post(bot, xml, ts=int(time.time()) - 3 * 86400).status_code == 401
-    assert wecom_post(bot, xml, body=b"<xml><Encrypt>").status_code == 400
+    assert wecom_post(bot, xml, body=b"<xml><Encrypt>").status_code == 401  # no signed ciphertext in it
     event = (
         f"<xml><ToUserName><![CDATA[{WECOM_CORP}]]></ToUserName><FromUserName><![CDATA[lisi]]></FromUserName>"
         f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
@@ -664,3 +667,101 @@ def test_only_configured_platforms_are_mounted(tmp_path, monkeypatch):
     wecom = dict(wecom_corp_id="c", wecom_token="t", wecom_encoding_aes_key=WECOM_AES, wecom_secret="s")
     assert bot_paths(**wecom) == set()  # no agent id: it could not send the answer
     assert bot_paths(**wecom, wecom_agent_id=1) == {"/bots/wecom"}
+
+
+# --------------------------------------------------------------------------- hardening (issue 15)
+
+
+def test_slack_slash_command_answers_only_to_slack_hosts(bot, fake):
+    """A validly signed command cannot make the bot POST its answer to a listener of the sender's choosing."""
+    port = urlsplit(fake.url).port
+    for url in (f"http://localhost:{port}/slack/respond/evil", "https://evil.example/slack/respond/evil",
+                f"http://user@127.0.0.1:{port}/slack/respond/evil"):
+        form = urlencode({"command": "/ask", "text": QUESTION, "response_url": url}).encode()
+        r = post_slack(bot, "/bots/slack/commands", form, None, "application/x-www-form-urlencoded")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "response_url_not_allowed", (url, r.text)
+    quiet(fake, "/slack/respond/evil", 0)
+
+
+def test_slack_response_url_hosts_default_to_slacks_own():
+    from api.bots.slack import response_url_allowed
+    from qa.config import Settings
+
+    hosts = set(Settings().slack_response_url_hosts.split(","))
+    assert response_url_allowed("https://hooks.slack.com/commands/T1/2/abc", hosts)
+    assert not response_url_allowed("http://hooks.slack.com/commands/T1/2/abc", hosts)  # never plain http
+    assert not response_url_allowed("https://hooks.slack.com.evil.example/x", hosts)
+    assert not response_url_allowed("https://127.0.0.1/x", hosts)
+
+
+def test_feishu_checks_the_signature_before_reading_the_body(bot):
+    """A forged request is refused as unsigned whatever its body: nothing is parsed or decrypted first."""
+    for body in (b"{not json", json.dumps({"encrypt": "%%%not base64"}).encode(), b"\x00\xff" * 10):
+        r = feishu_post(bot, body, sign_key="forged")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_signature", (body, r.text)
+    # a validly signed body is parsed, and its faults reported as before
+    assert feishu_post(bot, b"{not json").status_code == 400
+
+
+def _wecom_raw(bot, body: bytes, encrypt: str, token: str = WECOM_TOKEN):
+    ts, nonce = str(int(time.time())), str(random.randint(10**8, 10**9))
+    q = {"msg_signature": wecom_signature(ts, nonce, encrypt, token), "timestamp": ts, "nonce": nonce}
+    return httpx.post(bot.url + "/bots/wecom", params=q, content=body, headers={"content-type": "text/xml"}, timeout=10)
+
+
+def test_wecom_checks_the_signature_before_parsing_xml(bot, fake):
+    encrypt = wecom_encrypt(wecom_text(QUESTION, user="wangwu"))
+    broken = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt><!DOCTYPE".encode()  # not well-formed XML
+    r = _wecom_raw(bot, broken, encrypt, token="forged")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_signature"
+    r = _wecom_raw(bot, broken, encrypt)  # signed: only now is it parsed, and refused as XML
+    assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_xml"
+    quiet(fake, "/cgi-bin/message/send", 0, u=lambda c: c.json["touser"] == "wangwu")
+
+
+def test_delivered_ids_survive_a_restart(built_index, fake, tmp_path):
+    """WeCom accepts day-old requests: a replay after a restart must still not be answered twice."""
+    env = {
+        "QA_WECOM_CORP_ID": WECOM_CORP, "QA_WECOM_TOKEN": WECOM_TOKEN, "QA_WECOM_ENCODING_AES_KEY": WECOM_AES,
+        "QA_WECOM_SECRET": WECOM_SECRET, "QA_WECOM_AGENT_ID": str(WECOM_AGENT), "QA_WECOM_API_URL": fake.url,
+        "QA_BOT_STATE_DIR": str(tmp_path / "bot-state"),
+    }
+    xml = wecom_text(QUESTION, str(random.randint(10**15, 10**16)), user="zhaoliu")
+    encrypt = wecom_encrypt(xml)
+    body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
+    ts, nonce = str(int(time.time())), "1234567"
+    q = {"msg_signature": wecom_signature(ts, nonce, encrypt), "timestamp": ts, "nonce": nonce}
+    for run in range(2):  # the very same signed request, to a server restarted in between
+        srv = start_server(built_index, env_extra=env, ready_path="/readyz")
+        try:
+            r = httpx.post(srv.url + "/bots/wecom", params=q, content=body, timeout=10)
+            assert r.status_code == 200
+            if run == 0:
+                fake.wait("/cgi-bin/message/send", u=lambda c: c.json["touser"] == "zhaoliu")
+            else:
+                quiet(fake, "/cgi-bin/message/send", 1, u=lambda c: c.json["touser"] == "zhaoliu")
+        finally:
+            stop_server(srv)
+    assert (tmp_path / "bot-state" / "dedup.sqlite").exists()
+
+
+def test_sqlite_dedup_forgets_after_the_ttl_and_falls_back_to_memory(tmp_path):
+    from api.bots.common import Deduper
+    from api.bots.dedupstore import SqliteDeduper, open_deduper
+    from qa.config import Settings
+
+    d = SqliteDeduper(tmp_path / "d.sqlite", ttl_s=60)
+    assert d.first_time("a") and not d.first_time("a") and d.first_time("b")
+    d._conn.execute("UPDATE seen SET at = at - 120 WHERE key = 'a'")  # remembered two minutes ago
+    assert d.first_time("a") and not d.first_time("a")
+    again = SqliteDeduper(tmp_path / "d.sqlite", ttl_s=60)  # another process, or after a restart
+    assert not again.first_time("b")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        fallback = open_deduper(Settings(index_dir=tmp_path / "index", bot_state_dir=ro / "state"))
+        if os.geteuid() != 0:  # root can write anywhere
+            assert isinstance(fallback, Deduper) and fallback.first_time("x") and not fallback.first_time("x")
+    finally:
+        ro.chmod(0o700)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = [pytest.mark.model]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,3 +61,52 @@ def test_asking_with_another_model_is_refused(built_index):
     r = qa("ask", "k8s", "--index", str(built_index), "--model", "sentence-transformers/all-MiniLM-L6-v2")
     assert r.returncode == 2
     assert "rebuild" in r.stderr and "multilingual-e5-small" in r.stderr
+
+
+# ---- issue 15: what reaches the terminal -----------------------------------------------------
+
+
+def test_control_characters_in_file_names_are_escaped(tmp_path):
+    """An ESC in a name must not colour the terminal; a newline must not forge a report line."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "good.md").write_text("# 好文章\n\n内容足够长的一段正文，说明缓存的过期时间是三十分钟。\n", encoding="utf-8")
+    (corpus / "evil\x1b[31mred.md").write_bytes(b"\x00\x01binary")
+    (corpus / "x.md\n  skipped forged.md").write_bytes(b"\x00\x01binary")
+    r = qa("ingest", str(corpus), "--index", str(tmp_path / "index"))
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout + r.stderr
+    assert "evil\\x1b[31mred.md" in r.stdout and "x.md\\n  skipped forged.md" in r.stdout
+    assert not any(line.startswith("  skipped forged.md") for line in r.stdout.splitlines())
+    # --json was already safe, and stays exact
+    r = qa("ingest", str(corpus), "--index", str(tmp_path / "index"), "--json")
+    names = {s["path"] for s in json.loads(r.stdout)["skipped"]}
+    assert {"evil\x1b[31mred.md", "x.md\n  skipped forged.md"} <= names
+
+
+def test_reingest_reports_the_index_and_a_killed_ingest_is_reported_and_cleaned(built_index, corpus_dir, tmp_path):
+    import shutil
+
+    from qa.store import IndexReader
+
+    index, corpus = tmp_path / "index", tmp_path / "corpus"
+    shutil.copytree(built_index, index)
+    shutil.copytree(corpus_dir, corpus)
+    chunks = IndexReader(index).info()["chunks"]
+    r = qa("ingest", str(corpus), "--index", str(index))
+    assert r.returncode == 0 and f"passages: {chunks} in index" in r.stdout, r.stdout  # not "0 in index"
+
+    # an ingest killed while building leaves its temporary folder behind
+    (corpus / "new.md").write_text("# 新文章\n\n猫头鹰机器人每天凌晨检查证书。\n", encoding="utf-8")
+    r = qa("ingest", str(corpus), "--index", str(index), env={"QA_FAULT": "after-embed"})
+    assert r.returncode != 0
+    (leftover,) = [p.name for p in index.glob("gen-*.tmp*")]
+    (corpus / "new.md").unlink()
+    r = qa("check", "--index", str(index))
+    assert r.returncode == 0 and "ok" in r.stdout
+    assert leftover in r.stderr and "interrupted ingest" in r.stderr
+    # the next run removes it, even though it has nothing to publish
+    r = qa("ingest", str(corpus), "--index", str(index))
+    assert r.returncode == 0 and f"passages: {chunks} in index" in r.stdout
+    assert not list(index.glob("gen-*.tmp*"))
+    assert leftover not in qa("check", "--index", str(index)).stderr

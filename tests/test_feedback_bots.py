@@ -13,6 +13,8 @@ import time
 import uuid
 from urllib.parse import urlencode
 
+import pytest
+
 from tests.test_bots import (  # noqa: F401 - bot and fake are the shared module fixtures
     FEISHU_APP_ID,
     FEISHU_TOKEN,
@@ -25,6 +27,8 @@ from tests.test_bots import (  # noqa: F401 - bot and fake are the shared module
     slack_event,
     slack_headers,
 )
+
+pytestmark = [pytest.mark.model, pytest.mark.server]
 
 
 def votes_for(built_index, answer_id: str) -> list[tuple]:
@@ -140,3 +144,19 @@ def test_admin_page_is_closed_on_a_server_without_api_keys(bot):
 
     r = httpx.get(bot.url + "/admin/gaps", auth=("writer", "anything"), timeout=30)
     assert r.status_code == 403 and r.json()["error"]["code"] == "admin_closed"
+
+
+def test_slack_vote_thanks_only_go_to_allowed_response_urls(bot, fake, built_index):
+    """A signed payload may name any response_url: the vote counts, but nothing is sent there."""
+    channel = "C" + uuid.uuid4().hex[:8].upper()
+    ev = {"type": "app_mention", "text": f"<@U0BOT> {QUESTION}", "user": "U3", "channel": channel, "ts": "1700000000.000400"}
+    assert post_slack(bot, "/bots/slack/events", slack_event(ev)).status_code == 200
+    (call,) = fake.wait("/api/chat.postMessage", ch=lambda c: c.json.get("channel") == channel)
+    answer_id = call.json["blocks"][-1]["elements"][0]["value"]
+    hook = "/slack/respond/" + uuid.uuid4().hex
+    body = slack_interaction(answer_id, "qa_vote_up", "U3", fake.url.replace("127.0.0.1", "localhost") + hook)
+    r = post_slack(bot, "/bots/slack/interactions", body, content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 200 and r.json()["vote"] == "ok"
+    assert [v[1] for v in votes_for(built_index, answer_id)] == ["up"]
+    time.sleep(1)
+    assert fake.of(hook) == []

@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import start_server, stop_server
 from tests.test_web_browser import CHROMIUM_ARGS, DESKTOP, Page, _playwright_or_skip, CHROMIUM
 
+pytestmark = [pytest.mark.model, pytest.mark.server, pytest.mark.browser]
 KEY = "admin-browser-key"
 HOSTILE_Q = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> Kafka 消息积压怎么处理？'
 HOSTILE_COMMENT = '"><svg onload="window.__pwned=3"></svg> 没有这篇文章'

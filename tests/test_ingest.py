@@ -16,6 +16,8 @@ from qa.ingest import IngestLocked, ingest
 from qa.store import current_generation
 from tests.conftest import FIXTURES, make_settings
 
+pytestmark = [pytest.mark.model]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

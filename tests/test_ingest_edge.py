@@ -27,6 +27,8 @@ from qa.ingest import IndexWriteError, ingest
 from qa.store import DB_NAME, current_generation
 from tests.conftest import FIXTURES, make_settings
 
+pytestmark = [pytest.mark.model]
+
 GOOD = "---\ntitle: 正常文章\n---\n\n# 正常文章\n\n这篇文章一切正常，用来确认坏文件不会影响其他文件的收录。\n"
 
 
@@ -132,7 +134,7 @@ def test_nothing_good_is_lost_and_the_index_is_consistent(edge):
     assert set(report.added) == expected
     assert "一切正常" in _texts(index, "good.md")
     # every file is accounted for: indexed, or skipped with a reason
-    assert {s["path"] for s in report.skipped} == {"binary.md", "huge.md", "loop", "escape.md", "escape-dir"}
+    assert {s["path"] for s in report.skipped} == {"binary.md", "huge.md", "loop", "escape.md", "escape-dir", "pipe.md"}
 
 
 def test_binary_renamed_md(edge):
@@ -222,10 +224,11 @@ def test_odd_names_and_folders(edge):
 
 def test_fifo_named_md_is_not_read(edge):
     """A FIFO would block a reader forever: it is not a regular file, so it is never opened
-    (the run above finished); it is silently left out like any non-article entry."""
+    (the run above finished); it is reported as skipped, like anything that is not indexed."""
     _, index, report, _ = edge
     assert not _rows(index, "SELECT 1 FROM documents WHERE path='pipe.md'")
     assert "pipe.md" not in report.added
+    assert _skip_reason(report, "pipe.md") == "not a regular file"
 
 
 def test_symlinks_are_not_followed_by_default(edge):

@@ -161,6 +161,7 @@ def test_question_log_setting_reads_on_and_off(monkeypatch, tmp_path):
     assert Settings().question_log is True
 
 
+@pytest.mark.model
 def test_reingest_keeps_the_log(tmp_path, corpus_dir):
     from qa.ingest import ingest
 

@@ -19,6 +19,8 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_settings
 
+pytestmark = [pytest.mark.model]
+
 KEY, OTHER = "key-alpha", "key-beta"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 Q = {"question": "Helm 怎么回滚？"}

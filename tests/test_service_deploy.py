@@ -140,7 +140,7 @@ def _fake_bin(tmp: Path) -> Path:
         f'#!/bin/sh\necho "qa $*" >> {log}\n'
         'if [ "$1" = ingest ]; then mkdir -p "$4/gen-000001" && echo gen-000001 > "$4/CURRENT"; fi\n'
     )
-    (bin_dir / "uvicorn").write_text(f'#!/bin/sh\necho "uvicorn $*" >> {log}\n')
+    (bin_dir / "uvicorn").write_text(f'#!/bin/sh\necho "uvicorn $* trusted=[$QA_TRUSTED_PROXIES]" >> {log}\n')
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     return bin_dir
@@ -160,8 +160,12 @@ def test_entrypoint_ingests_only_when_there_is_no_index_and_then_serves(tmp_path
     env = {"QA_CORPUS_DIR": str(corpus), "QA_INDEX_DIR": str(index)}
     calls = _entrypoint(tmp_path, **env)
     assert calls[0] == f"qa ingest {corpus} --index {index}"
-    assert calls[1].startswith("uvicorn api.main:create_app --factory --host 0.0.0.0 --port 8000")
-    assert "--no-access-log" in calls[1] and "--proxy-headers" in calls[1]
+    assert calls[1].startswith("uvicorn api.main:create_app --factory --http api.server:HttpProtocol --host 0.0.0.0 --port 8000")
+    assert "--no-access-log" in calls[1] and calls[1].endswith("trusted=[]")  # no proxy trusted by default
+    calls = _entrypoint(tmp_path, "serve", FORWARDED_ALLOW_IPS="10.0.0.5", **env)  # the older variable still works
+    assert calls[0].endswith("trusted=[10.0.0.5]")
+    calls = _entrypoint(tmp_path, "serve", QA_TRUSTED_PROXIES="10.0.0.6", **env)
+    assert calls[0].endswith("trusted=[10.0.0.6]")
     calls = _entrypoint(tmp_path, "serve", **env)  # the index exists now: straight to serving
     assert len(calls) == 1 and calls[0].startswith("uvicorn ")
     calls = _entrypoint(tmp_path, "ingest", "--rebuild", **env)
@@ -196,6 +200,11 @@ def test_uvicorn_target_of_the_entrypoint_is_the_app_factory():
     import importlib
 
     assert callable(getattr(importlib.import_module(module), attr))
+    protocol = re.search(r"--http (\S+)", ENTRYPOINT.read_text()).group(1)
+    module, _, attr = protocol.partition(":")
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert issubclass(getattr(importlib.import_module(module), attr), HttpToolsProtocol)
 
 
 def test_dockerignore_keeps_indexes_and_environments_out_but_not_the_sources():

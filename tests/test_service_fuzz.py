@@ -2,8 +2,9 @@
 
 Every operation gets a bounded number of generated requests (valid and invalid ones); every
 response must be declared in the schema (status code, content type, headers, body shape) and
-none may be a 5xx. API keys are on, so the auth checks (a request without the key must be
-refused) run too.
+none may be a 5xx. It runs twice: against a server with API keys (the key is given with every
+request, so the auth checks, e.g. that a request without it is refused, run too) and against an
+open server (no keys, none sent).
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 from tests.conftest import make_settings  # noqa: E402
 
+pytestmark = [pytest.mark.model, pytest.mark.server]
+
 KEY = "fuzz-key"
 MAX_EXAMPLES = 25
 
 
-@pytest.fixture(scope="module")
-def fuzz_app(built_index):
+@pytest.fixture(scope="module", params=["with-keys", "open"])
+def fuzz_app(request, built_index):
     from api.main import create_app
 
-    # rate limiting on, but generous: the fuzzer must not be throttled into a sea of 429s
-    app = create_app(make_settings(built_index, api_keys=KEY, rate_limit=100_000))
+    # rate limits on, but generous: the fuzzer must not be throttled into a sea of 429s (the
+    # auth checks send wrong keys on purpose)
+    keys = {"api_keys": KEY} if request.param == "with-keys" else {}
+    app = create_app(make_settings(built_index, rate_limit=100_000, auth_failure_limit=100_000, **keys))
     app.state.holder.warm()
+    app.state.fuzz_headers = {"Authorization": f"Bearer {KEY}"} if keys else {}
     return app
 
 
@@ -46,7 +52,7 @@ CASES = [(m, p, mode) for m, p, neg in OPERATIONS for mode in (("positive", "neg
 # ``from_fixture`` does not work with pytest 9). Positive data must be answered, negative
 # data refused with a declared 4xx; both must match the schema and never be a 5xx.
 @pytest.mark.parametrize(("method", "path", "mode"), CASES, ids=[f"{m} {p} {mode}" for m, p, mode in CASES])
-def test_every_operation_answers_within_its_schema(api_schema, method, path, mode):
+def test_every_operation_answers_within_its_schema(fuzz_app, api_schema, method, path, mode):
     from hypothesis import given
 
     from schemathesis import GenerationMode
@@ -58,7 +64,7 @@ def test_every_operation_answers_within_its_schema(api_schema, method, path, mod
     @given(case=strategy)
     @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
     def fuzz(case):
-        response = case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"})
+        response = case.call_and_validate(headers=fuzz_app.state.fuzz_headers)
         statuses.append(response.status_code)
 
     fuzz()
@@ -69,9 +75,11 @@ def test_the_fuzzed_schema_covers_the_api(fuzz_app):
     paths = fuzz_app.openapi()["paths"]
     for p in ("/ask", "/ask/stream", "/stats", "/healthz", "/readyz"):
         assert p in paths
-    # protected operations declare their auth and rate-limit answers, so they validate
+    # protected operations declare their auth and rate-limit answers, so they validate; an open
+    # server's schema asks for no key
+    keyed = bool(fuzz_app.state.guard.keys)
     for p, method in (("/ask", "post"), ("/ask", "get"), ("/ask/stream", "get"), ("/stats", "get")):
         op = paths[p][method]
-        assert {"401", "429"} <= set(op["responses"]), (p, method)
-        assert op.get("security"), (p, method)
+        assert "429" in op["responses"] and ("401" in op["responses"]) == keyed, (p, method)
+        assert bool(op.get("security")) == keyed, (p, method)
     assert "413" in paths["/ask"]["post"]["responses"]

@@ -19,6 +19,8 @@ import pytest
 
 from tests.conftest import make_settings, start_server, stop_server
 
+pytestmark = [pytest.mark.model, pytest.mark.server]
+
 KEY = "http-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 NEW_ARTICLE = """# 夜间巡检机器人

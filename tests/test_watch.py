@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import shutil
@@ -17,6 +19,8 @@ from pathlib import Path
 from qa.check import check_index
 from qa.store import DB_NAME, current_generation
 from tests.conftest import FIXTURES, make_settings
+
+pytestmark = [pytest.mark.model]
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,6 +19,8 @@ import pytest
 
 from tests.conftest import make_settings, start_server, stop_server
 
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.model]
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytestmark = [pytest.mark.model, pytest.mark.server]
+
 STATIC = Path(__file__).resolve().parents[1] / "api" / "static"
 
 

@@ -3,8 +3,9 @@
 Chat platforms give a webhook a few seconds (Slack 3 s, Feishu 3 s, WeCom 5 s) before they
 retry, so an adapter only verifies, deduplicates and acknowledges in the request; answering
 and posting happen on :class:`BotRuntime`'s thread pool. Each delivered event id is
-remembered for ``bot_dedup_ttl_s`` so a platform retry, or an attacker replaying a captured
-signed request, never yields a second answer.
+remembered for ``bot_dedup_ttl_s`` (on disk, :mod:`api.bots.dedupstore`, so also across
+restarts) so a platform retry, or an attacker replaying a captured signed request, never
+yields a second answer.
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class BotRuntime:
     def __init__(self, settings: Settings, chat: Chat):
         self.settings = settings
         self.chat = chat
-        self.dedup = Deduper(settings.bot_dedup_ttl_s)
+        from api.bots.dedupstore import open_deduper
+
+        self.dedup = open_deduper(settings)  # on disk (QA_BOT_STATE_DIR): survives restarts
         self.http = httpx.Client(timeout=settings.bot_http_timeout_s, follow_redirects=False)
         self.pool = ThreadPoolExecutor(max_workers=settings.bot_workers, thread_name_prefix="bot")
 

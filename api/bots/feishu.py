@@ -6,6 +6,8 @@ Protocol (docs: 事件订阅 "配置请求地址", "接收事件", 回复消息,
   SHA-256(Encrypt Key), IV = the first 16 bytes of the decoded payload, PKCS#7 padding;
 * events (not the URL check) are signed: ``X-Lark-Signature`` =
   hex SHA-256(``X-Lark-Request-Timestamp`` + ``X-Lark-Request-Nonce`` + Encrypt Key + raw body);
+  a signed request is verified before its body is parsed or decrypted; an unsigned one is
+  accepted only as the URL check (authenticated by the Verification Token inside);
 * the Verification Token is ``token`` (URL check) or ``header.token`` (v2 events);
 * the URL check (``type: url_verification``) is answered with its ``challenge`` within 1 s;
 * Feishu retries an event until it gets HTTP 200, so ``header.event_id`` is remembered and a
@@ -188,6 +190,19 @@ def build_router(rt: BotRuntime) -> APIRouter:
     async def events(request: Request):
         """URL verification and im.message.receive_v1, plain or encrypted."""
         body = await read_body(request)
+        ts = request.headers.get("x-lark-request-timestamp", "")
+        nonce = request.headers.get("x-lark-request-nonce", "")
+        sig = request.headers.get("x-lark-signature", "")
+        signed = bool(ts or nonce or sig)
+        if encrypt_key and signed:
+            # the signature covers the raw body: checked before anything is decrypted or parsed
+            if not (ts and nonce and sig):
+                raise unauthorized("missing X-Lark-Signature headers")
+            if not same_secret(sig, signature(ts, nonce, encrypt_key, body)):
+                raise unauthorized("X-Lark-Signature does not match")
+            # older than our replay memory: a replay we could no longer recognise
+            if not ts.isdigit() or abs(time.time() - int(ts)) > settings.bot_dedup_ttl_s:
+                raise unauthorized("stale request timestamp", "stale_request")
         outer = parse_json(body)
         if "encrypt" in outer:
             if not encrypt_key:
@@ -205,17 +220,8 @@ def build_router(rt: BotRuntime) -> APIRouter:
             return {"challenge": str(data.get("challenge", ""))}
 
         header = data.get("header") if isinstance(data.get("header"), dict) else {}
-        if encrypt_key:
-            ts = request.headers.get("x-lark-request-timestamp", "")
-            nonce = request.headers.get("x-lark-request-nonce", "")
-            sig = request.headers.get("x-lark-signature", "")
-            if not (ts and nonce and sig):
-                raise unauthorized("missing X-Lark-Signature headers")
-            if not same_secret(sig, signature(ts, nonce, encrypt_key, body)):
-                raise unauthorized("X-Lark-Signature does not match")
-            # older than our replay memory: a replay we could no longer recognise
-            if not ts.isdigit() or abs(time.time() - int(ts)) > settings.bot_dedup_ttl_s:
-                raise unauthorized("stale request timestamp", "stale_request")
+        if encrypt_key and not signed:  # only the URL check comes unsigned (its token is checked above)
+            raise unauthorized("missing X-Lark-Signature headers")
         if token and not same_secret(str(header.get("token") or ""), token):
             raise forbidden("verification token does not match")
 

@@ -10,14 +10,17 @@ Protocol (docs: "Verifying requests from Slack", Events API, slash commands):
   ``event_id`` and each signature so a replayed request is never answered twice.
 * answers are posted afterwards: events with ``chat.postMessage`` in the message's thread
   (slack_sdk ``WebClient``, ``base_url`` from ``QA_SLACK_API_URL``), slash commands to the
-  command's ``response_url`` (slack_sdk ``WebhookClient``).
+  command's ``response_url`` (slack_sdk ``WebhookClient``). The signature does not make the
+  ``response_url`` Slack's (anyone holding a validly signed form can choose it), so it must be
+  https on one of ``QA_SLACK_RESPONSE_URL_HOSTS`` (Slack's hooks hosts by default); otherwise the
+  bot could be made to POST answers to any listener.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -90,8 +93,20 @@ def _post_to_response_url(rt: BotRuntime, url: str, text: str) -> None:
         log.warning("response_url answered %s", resp.status_code)
 
 
+def response_url_allowed(url: str, hosts: set[str]) -> bool:
+    """https on an allowed host (http only for a host listed as 127.0.0.1/localhost, for tests)."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return False
+    local = host in ("127.0.0.1", "localhost", "::1")
+    return host in hosts and (parts.scheme == "https" or (parts.scheme == "http" and local)) and not parts.username
+
+
 def build_router(rt: BotRuntime) -> APIRouter:
     router = APIRouter(prefix="/bots/slack", tags=["bots"])
+    response_hosts = {h.strip().lower() for h in rt.settings.slack_response_url_hosts.split(",") if h.strip()}
     token = secret(rt.settings.slack_bot_token)
     # posting needs the bot token; without it only slash commands (response_url) can answer
     client = WebClient(
@@ -142,6 +157,9 @@ def build_router(rt: BotRuntime) -> APIRouter:
         url = form.get("response_url", "")
         if not url.startswith(("https://", "http://")) or "command" not in form:
             raise APIError(400, "malformed_form", "not a slash command payload")
+        if not response_url_allowed(url, response_hosts):
+            log.info("rejected slash command: response_url host not allowed")
+            raise APIError(400, "response_url_not_allowed", "response_url is not on an allowed Slack host")
         if not rt.dedup.first_time("slack-sig:" + request.headers["x-slack-signature"]):
             return Response(status_code=200)  # a replayed command: acknowledged, not answered
         text = form.get("text", "")
@@ -156,6 +174,6 @@ def build_router(rt: BotRuntime) -> APIRouter:
         """Interactivity: a press on an answer's 👍/👎 button (signed like events)."""
         body = await read_body(request)
         _verify(rt, body, request)
-        return await slack_interaction(request, rt, body)
+        return await slack_interaction(request, rt, body, lambda url: response_url_allowed(url, response_hosts))
 
     return router

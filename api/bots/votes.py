@@ -4,7 +4,8 @@
   a press arrives at ``/bots/slack/interactions`` (the app's Interactivity Request URL) as a
   form field ``payload`` holding a ``block_actions`` JSON, signed exactly like events
   (``X-Slack-Signature``, checked by the same code). We acknowledge with 200 at once and
-  thank the voter with an ephemeral message to the payload's ``response_url``.
+  thank the voter with an ephemeral message to the payload's ``response_url`` when it is on
+  ``QA_SLACK_RESPONSE_URL_HOSTS`` (as for slash commands).
 * Feishu/Lark: an ``action`` element with two card buttons whose ``value`` holds the answer id
   and the vote; a press arrives as the ``card.action.trigger`` callback (schema 2.0), encrypted
   and signed like the message events, so the existing ``/bots/feishu/events`` endpoint checks
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Callable
 from urllib.parse import parse_qs
 
 from fastapi import Request
@@ -94,8 +96,10 @@ def _slack_thank(rt: BotRuntime, url: str, outcome: str) -> None:
     )
 
 
-async def slack_interaction(request: Request, rt: BotRuntime, body: bytes) -> dict:
-    """A signed ``block_actions`` payload (the caller verified the signature)."""
+async def slack_interaction(request: Request, rt: BotRuntime, body: bytes, url_ok: Callable[[str], bool]) -> dict:
+    """A signed ``block_actions`` payload (the caller verified the signature). The thanks go to
+    the payload's ``response_url`` only when ``url_ok`` accepts it (Slack's hosts, like slash
+    commands: a signature does not make the URL Slack's)."""
     try:
         form = parse_qs(body.decode("utf-8"))
     except UnicodeDecodeError:
@@ -118,8 +122,10 @@ async def slack_interaction(request: Request, rt: BotRuntime, body: bytes) -> di
     if outcome is None:
         return {"ok": True, "ignored": "not a vote"}
     url = str(payload.get("response_url") or "")
-    if url.startswith(("https://", "http://")):
+    if url and url_ok(url):
         rt.submit("slack vote thanks", _slack_thank, rt, url, outcome)
+    elif url:
+        log.info("vote recorded; thanks not sent: response_url host not allowed")
     return {"ok": True, "vote": outcome}
 
 

@@ -9,7 +9,9 @@ Protocol (docs: 回调配置, 加解密方案说明, 接收消息, 发送应用�
   ReceiveId (the CorpID). ``wechatpy.enterprise.crypto.WeChatCrypto`` implements it
   (tested on Python 3.11 with the ``cryptography`` backend);
 * the URL check (GET with ``echostr``) is answered with the decrypted echostr, as plain text;
-* messages are ``<xml><Encrypt>…</Encrypt></xml>``; WeCom waits 5 s and retries 3 times, so
+* messages are ``<xml><Encrypt>…</Encrypt></xml>``; the ciphertext is found with a regular
+  expression and the signature checked before the XML is parsed or anything decrypted;
+  WeCom waits 5 s and retries 3 times, so
   the POST is answered at once with an empty body (no passive reply) and ``MsgId`` is
   remembered;
 * the answer is sent with the app message API: ``/cgi-bin/gettoken`` (corpid + corpsecret,
@@ -19,6 +21,7 @@ Protocol (docs: 回调配置, 加解密方案说明, 接收消息, 发送应用�
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -31,11 +34,20 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
-from api.bots.common import BotRuntime, TokenCache, forbidden, read_body, secret, unauthorized
+from api.bots.common import BotRuntime, TokenCache, forbidden, read_body, same_secret, secret, unauthorized
 from api.errors import APIError
 from qa.chat import WECOM
 
 log = logging.getLogger("api.bots.wecom")
+
+# <Encrypt> holds base64, as CDATA or plain text
+_ENCRYPT = re.compile(rb"<Encrypt>\s*(?:<!\[CDATA\[([A-Za-z0-9+/=]+)\]\]>|([A-Za-z0-9+/=]+))\s*</Encrypt>")
+
+
+def msg_signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
+    """SHA1 of the sorted, concatenated Token, timestamp, nonce and ciphertext (WeCom's scheme)."""
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypt])).encode("utf-8")).hexdigest()
+
 
 # a member's UserID; never "@all", never a "|"-separated list
 _USER_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -116,12 +128,19 @@ def build_router(rt: BotRuntime) -> APIRouter:
         sig, ts, nonce = query(request, "msg_signature", "timestamp", "nonce")
         body = await read_body(request)
         fresh(ts)
+        # the signature covers <Encrypt>'s text: find it without an XML parser, check it, and only
+        # then parse anything (the body of a forged request is never given to a parser)
+        m = _ENCRYPT.search(body)
+        if not m:
+            raise unauthorized("msg_signature does not match: no signed <Encrypt> element")
+        encrypt = (m.group(1) or m.group(2)).decode("ascii")
+        if not same_secret(sig, msg_signature(secret(s.wecom_token), ts, nonce, encrypt)):
+            raise unauthorized("msg_signature does not match")
         try:
-            encrypt = ET.fromstring(body).findtext("Encrypt")
+            if ET.fromstring(body).findtext("Encrypt") != encrypt:
+                raise APIError(400, "malformed_xml", "body has more than one <Encrypt> element")
         except ET.ParseError:
             raise APIError(400, "malformed_xml", "body is not well-formed XML") from None
-        if not encrypt:
-            raise APIError(400, "malformed_xml", "body has no <Encrypt> element")
         try:
             xml = crypto.decrypt_message({"Encrypt": encrypt}, sig, ts, nonce)
         except InvalidSignatureException:

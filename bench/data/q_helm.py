@@ -1,0 +1,30 @@
+P = "helm-www/i18n/zh/docusaurus-plugin-content-docs/version-3/"
+ROWS = [
+    (P + "intro/using_helm.md", "definition", "helm 里的 chart 是什么东西？", "*Chart* 代表着 Helm 包"),
+    (P + "intro/using_helm.md", "definition", "Helm 的 release 指什么？", "*Release* 是运行在 Kubernetes 集群中的 chart 的实例"),
+    (P + "intro/using_helm.md", "comparison", "helm search hub 和 helm search repo 有什么区别？", "从你添加（使用 `helm repo add`）到本地 helm 客户端中的仓库中进行查找"),
+    (P + "intro/using_helm.md", "howto", "装 chart 之前怎么看它有哪些可配置的值？", "使用 `helm show values` 可以查看 chart 中的可配置选项"),
+    (P + "intro/using_helm.md", "flag", "--set 和 -f 同时用的时候谁优先？", "但是 `--set` 中的值优先级更高"),
+    (P + "intro/using_helm.md", "howto", "不想自己起 release 名字，让 helm 自动生成怎么写？", "删除发布名称并使用`--generate-name`"),
+    (P + "intro/using_helm.md", "howto", "helm 怎么回滚到上一个版本？", "helm rollback [RELEASE] [REVISION]"),
+    (P + "intro/using_helm.md", "flag", "helm install 的 --timeout 默认是多久？", "默认值为 `5m0s`"),
+    (P + "intro/using_helm.md", "howto", "卸载 release 时想保留历史记录怎么办？", "如果你想保留删除记录，使用 `helm uninstall --keep-history`"),
+    (P + "intro/using_helm.md", "flag", "helm 3 还自带默认的 stable 仓库吗？", "Helm 3 不再附带一个默认的 chart 仓库"),
+    (P + "intro/using_helm.md", "howto", "在 --set 里值本身带逗号要怎么写？", "你可以使用反斜线来进行转义"),
+    (P + "intro/using_helm.md", "howto", "写完 chart 怎么检查格式对不对？", "可以通过 `helm lint` 验证格式是否正确"),
+    (P + "intro/using_helm.md", "troubleshooting", "卸载了的 release 还能 rollback 回来吗？", "所以你不再能够回滚一个已经被卸载的资源了"),
+    (P + "faq/troubleshooting.md", "troubleshooting", "提示 Unable to get an update from the stable chart repository 怎么修？", "helm repo add stable https://charts.helm.sh/stable --force-update"),
+    (P + "faq/troubleshooting.md", "troubleshooting", "从 helm2 迁过来以后 helm list 看不到 release 了是为啥？", "这很可能是因为 Helm 3 现在使用集群 namespace 来区分 release 的作用域"),
+    (P + "faq/troubleshooting.md", "howto", "helm list 怎么列出所有 namespace 的 release？", "指定 `--all-namespaces`/`-A` 参数"),
+    (P + "faq/troubleshooting.md", "troubleshooting", "helm repo add 一个已经存在的仓库报错了，怎么覆盖？", "可以使用 `--force-update`"),
+    (P + "faq/troubleshooting.md", "howto", "怎么打开 helm 里 kubernetes 客户端的调试日志？", "helm list -v 6"),
+    (P + "faq/troubleshooting.md", "why", "Mac 上 helm 为什么会去读 /etc/.mdns_debug？", "这是由 macOS 的 MDNS 库导致的"),
+]
+ROWS += [
+    (P + "topics/charts_hooks.md", "definition", "pre-install 钩子是在什么时候执行的？", "在模板渲染后、Kubernetes 中创建任何资源之前执行"),
+    (P + "topics/charts_hooks.md", "flag", "Helm 3 里 crd-install 钩子还能用吗？", "`crd-install` 钩子已在 Helm 3 中移除，改用 `crds/` 目录"),
+    (P + "topics/charts_hooks.md", "flag", "hook 不写删除策略的话默认是什么？", "如果未指定钩子删除策略注解，则默认使用 `before-hook-creation` 行为"),
+    (P + "topics/charts_hooks.md", "troubleshooting", "钩子里建的资源为什么 helm uninstall 删不掉？", "钩子创建的资源目前不作为 release 的一部分进行跟踪或管理"),
+    (P + "topics/charts_hooks.md", "howto", "多个钩子的执行顺序怎么控制？", "可以为钩子定义权重，以帮助建立确定性的执行顺序"),
+    (P + "chart_template_guide/control_structures.md", "definition", "Helm 模板里怎么写循环？", "`range`， 提供\"for each\"类型的循环"),
+]

@@ -1,0 +1,92 @@
+"""qa.cues: which sentences talk about the article instead of answering, and answer faults."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.cues import (
+    answer_sentences,
+    first_sentence,
+    has_dangling_colon,
+    has_diagram_source,
+    has_lone_fence,
+    is_meta_sentence,
+)
+
+META = [
+    "本篇文章目的：让你更全面了解k8s概念，以及学到在工作中常用的操作。",  # the seed article's preface
+    "在正式开始k8s之前，我们先看看k8s和Docker的关系，话不多说，开干。",
+    "话不多说，开干。",
+    "废话不多说，直接上代码。",
+    "目前发现并没有将kubernetes和Docker技术产生背景和需求进行比较的文章，本文从最纯正的官方定义角度出发并展开。",
+    "本文介绍如何对部署在 Kubernetes 上的 TiDB 集群进行手动水平扩缩容和垂直扩缩容。",
+    "本页展示了如何配置 Pod 使用 ConfigMap。",
+    "本节介绍钩子的基本使用模式。",
+    "下面我们来看看 Docker 的架构。",
+    "接下来我们看两张经典的图：",
+    "希望我这篇文章中简单的描述能让你对两者有所理解和认识。",
+    "参考 <https://mp.weixin.qq.com/s/CHkU-LwxK9l7c_Z1-jAYWw>",
+    "参阅 https://mp.weixin.qq.com/s/dckA1ezcABndN5WSg1BOBA",
+    "原文链接：https://example.com/post/1",
+    "https://example.com/a/b",
+    "上图是Docker容器与传统虚拟化方式的不同之处。",
+    "如图所示，请求先到达 Ingress。",
+    "如下图所示：",
+    "图1：Kubernetes 架构",
+    "图 2 展示了调度流程。",
+    "注意，大家别把这幅图与上面Docker的那张图混淆了，图1是从虚拟化角度。",
+    "目录",
+    "* content {:toc}",
+    "- [安装](#安装)",
+    "[简介](#简介) [安装](#安装) [使用](#使用)",
+]
+
+NOT_META = [
+    "说白了，我们用kubernetes去管理Docker集群，即可以将Docker看成Kubernetes内部使用的低级别组件。",
+    "Docker是一个开源的应用容器引擎，开发者可以打包他们的应用及依赖到一个可移植的容器中。",
+    "而Docker容器内的应用程序进程直接运行在宿主机(真实物理机)的内核上。",
+    "上图中的 Pod 运行在同一个节点上。",  # talks about the figure's content
+    "参考以下步骤为 node 配置私有仓库。",  # "参考" without a link is an instruction
+    "注意：不要在生产环境中使用 latest 标签。",  # a warning is content
+    "本页提供了 Init 容器的概览，它是一种专用的容器，在应用容器启动之前运行。",  # carries the definition
+    "本文档中的命令需要 root 权限。",
+    "图形界面可以查看集群状态。",
+    "下面是一些如何使用 Init 容器的想法：",  # introduces a list: a fault of its own, not meta
+    "默认的镜像拉取策略是“IfNotPresent”。",
+    "运行 `helm repo list`。",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", META)
+def test_meta_sentences_are_recognised(text):
+    assert is_meta_sentence(text)
+
+
+@pytest.mark.parametrize("text", NOT_META)
+def test_content_sentences_are_not_meta(text):
+    assert not is_meta_sentence(text)
+
+
+def test_first_sentence_strips_markers_and_ends_at_a_marker():
+    answer = "本篇文章目的：让你更全面了解k8s概念。在正式开始之前[1]说白了，我们用kubernetes去管理Docker集群。[3]"
+    assert first_sentence(answer) == "本篇文章目的：让你更全面了解k8s概念。"
+    assert answer_sentences(answer) == [
+        "本篇文章目的：让你更全面了解k8s概念。", "在正式开始之前", "说白了，我们用kubernetes去管理Docker集群。",
+    ]
+    assert first_sentence("") == ""
+    assert first_sentence("[1]") == ""
+
+
+def test_diagram_source_lone_fence_and_dangling_colon():
+    assert has_diagram_source("subgraph Volume [数据卷 my-data] end")
+    assert has_diagram_source("流程：flowchart LR A --> B")
+    assert has_diagram_source("sequenceDiagram Alice->>Bob: hi")
+    assert not has_diagram_source("流量从旧版本逐渐转移到新版本，图中箭头表示方向。")
+    assert not has_diagram_source("graph 数据库适合存储关系。")
+    assert has_lone_fence("清理虚悬镜像：``` [1]")
+    assert not has_lone_fence("```\ndocker image prune\n```")
+    assert not has_lone_fence("没有代码。")
+    assert has_dangling_colon("Docker 镜像是一个特殊的文件系统，包含：[1]")
+    assert has_dangling_colon("一般有两种原因：")
+    assert not has_dangling_colon("一般有两种原因：资源不足和污点。[1]")
