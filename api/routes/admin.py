@@ -51,9 +51,12 @@ def admin_guard(request: Request) -> str:
     g = request.app.state.guard
     if not g.keys:
         raise APIError(403, "admin_closed", "the admin pages need QA_API_KEYS to be set on the server")
-    try:
-        label = g.authenticate(_token(request))
+    address = request.client.host if request.client else "unknown"
+    try:  # wrong keys count against the address like /ask's (QA_AUTH_FAILURE_LIMIT)
+        label = g.authenticate_from(address, _token(request))
     except APIError as exc:
+        if exc.status_code != 401:
+            raise
         raise APIError(401, "unauthorized", str(exc.detail), headers={"WWW-Authenticate": REALM}) from None
     request.state.client_id = label
     g.throttle(label)
