@@ -14,14 +14,16 @@ from api.bots import mount_bots
 from api.deps import AssistantHolder
 from api.routes import ask, health
 from api.routes import web
+from api.routes import admin, feedback
 from qa import __version__
+from qa import questionlog
 from qa.config import Settings
 
 DESCRIPTION = """Answers questions from a team's Chinese Markdown articles, citing the passages used.
 
-When the server sets `QA_API_KEYS`, `/ask`, `/ask/stream` and `/stats` need
+When the server sets `QA_API_KEYS`, `/ask`, `/ask/stream`, `/feedback` and `/stats` need
 `Authorization: Bearer <key>`; `/healthz`, `/readyz`, `/metrics`, the chat page and these docs
-stay open. Errors always have the shape `{"error": {"code": "...", "message": "..."}}`.
+stay open. `/admin/gaps` (the knowledge-gap report) needs a key and is closed without keys. Errors always have the shape `{"error": {"code": "...", "message": "..."}}`.
 """
 
 
@@ -32,15 +34,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     m = metrics.install(app)
     holder = app.state.holder = AssistantHolder(settings, metrics=m)
+    holder.questions = questionlog.open_log(settings)  # None with QA_QUESTION_LOG=off
     # Load the index and warm the model in the background: /healthz answers at once, /readyz
     # turns 200 once a first question has been answered internally.
     app.router.on_startup.append(holder.warm_in_background)
     app.router.on_shutdown.append(holder.close)
+    app.router.on_shutdown.append(questionlog.close_logs)  # write what is still queued
     errors.install(app)
     security.install(app, settings)  # API keys, rate limits, CORS (closed unless QA_CORS_ORIGINS)
     middleware.install(app, settings, m)  # outermost: request id, body limits, access log, metrics
 
     app.include_router(ask.router, dependencies=security.PROTECTED, responses=security.AUTH_RESPONSES)
+    app.include_router(feedback.router, dependencies=security.PROTECTED, responses=security.AUTH_RESPONSES)
+    app.include_router(admin.router)  # /admin/gaps: needs QA_API_KEYS (Bearer or Basic), see api/routes/admin.py
     app.include_router(health.router)
     app.include_router(metrics.router([Depends(security.guard)] if settings.metrics_require_key else []))
     mount_bots(app, settings)  # /bots/<platform>, only for configured platforms; signatures, not keys

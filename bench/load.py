@@ -362,6 +362,8 @@ def run(args) -> dict:
     qfile = Path(args.tmp) / "questions.json"
     qfile.parent.mkdir(parents=True, exist_ok=True)
     qfile.write_text(json.dumps(questions, ensure_ascii=False), encoding="utf-8")
+    if args.question_log_ab:
+        return question_log_ab(args, index, qfile, len(questions))
     main = _session(args, index, qfile, args.clients, cursor=0, hot=args.hot, log_name="server.log")
     cursor = main["cursor"]
     compare = None
@@ -387,6 +389,38 @@ def run(args) -> dict:
     }
     result["verdict"] = _verdict(result)
     return result
+
+
+def question_log_ab(args, index: Path, qfile: Path, pool: int) -> dict:
+    """What the question log costs /ask: the same server with QA_QUESTION_LOG=off and on,
+    alternated (off, on, off, on...) so that a change in the shared machine's load hits both."""
+    state = Path(args.tmp) / "question-log-state"
+    state.mkdir(parents=True, exist_ok=True)
+    runs, cursor = [], 0
+    clients = args.clients
+    for i in range(args.question_log_ab):
+        for mode in ("off", "on"):
+            r = _session(args, index, qfile, clients, cursor=cursor, hot=0, log_name=f"server-qlog-{mode}-{i}.log",
+                         extra_env={"QA_QUESTION_LOG": mode, "QA_STATE_DIR": str(state)})
+            cursor = r["cursor"]
+            runs.append({"mode": mode, "round": i, "levels": r["levels"], "error_log_lines": r["error_log_lines"]})
+    summary = {}
+    for n in clients:
+        by = {m: [lv for r in runs if r["mode"] == m for lv in r["levels"] if lv["clients"] == n] for m in ("off", "on")}
+        p50 = {m: statistics.median(lv["p50_ms"] for lv in v) for m, v in by.items()}
+        qps = {m: statistics.median(lv["qps"] for lv in v) for m, v in by.items()}
+        summary[str(n)] = {"p50_ms_off": p50["off"], "p50_ms_on": p50["on"], "p50_added_ms": round(p50["on"] - p50["off"], 2),
+                           "qps_off": qps["off"], "qps_on": qps["on"]}
+    return {
+        "benchmark": "bench/load.py --question-log-ab",
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "machine": _machine({}),
+        "note": "shared machine (2 cores, other developers): off/on alternate so load changes hit both; "
+                "medians over rounds",
+        "index": str(index), "questions_pool": pool, "questions_asked": cursor,
+        "duration_s": args.duration, "rounds": args.question_log_ab,
+        "summary": summary, "runs": runs, "target": {"p50_added_ms_max": 1.0},
+    }
 
 
 def _server_settings() -> dict:
@@ -556,6 +590,8 @@ def main() -> None:
     ap.add_argument("--readme", default=str(README), help="'' to leave bench/README.md alone")
     ap.add_argument("--tmp", default=str(Path(tempfile.gettempdir()) / "zh-qa-load"), help="server logs, question files")
     ap.add_argument("--render-only", action="store_true", help="only rewrite the README section from --out")
+    ap.add_argument("--question-log-ab", type=int, default=0, metavar="ROUNDS",
+                    help="only compare QA_QUESTION_LOG=off vs on, alternated ROUNDS times at --clients")
     # driver mode (internal)
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--drive-clients", type=int, help=argparse.SUPPRESS)
@@ -580,6 +616,9 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
+    if args.question_log_ab:
+        print(json.dumps(result["summary"], indent=2))
+        return
     if args.readme:
         update_readme(render_section(result), Path(args.readme))
         print(f"updated {args.readme}")

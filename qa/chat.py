@@ -310,8 +310,11 @@ class Chat:
         max_question_chars: int = 500,
         top_k: int | None = None,
         max_sources: int = 5,
+        on_answer: Callable[[Answer, str], None] | None = None,
     ):
         self._get = assistant if callable(assistant) else (lambda: assistant)
+        # called with (answer, dialect name) after each answer: the service logs it (qa.questionlog)
+        self.on_answer = on_answer
         self.max_question_chars = max_question_chars
         self.top_k = top_k
         self.max_sources = max_sources
@@ -350,6 +353,11 @@ class Chat:
         except Exception:
             log.exception("answering %r failed", question[:80])
             return self._say("error", question, dialect, limit)
+        if self.on_answer is not None:
+            try:
+                self.on_answer(answer, dialect.name)
+            except Exception:  # noqa: BLE001 - logging must never cost a reply
+                log.exception("on_answer hook failed")
         r = render(answer, dialect, limit, question if quote_question else None, self.max_sources)
         return Reply(
             status="abstained" if answer.abstained else ("stub" if answer.status == "stub" else "answered"),

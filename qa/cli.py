@@ -209,6 +209,10 @@ def ask(
             _fail(str(exc), 2)
         except StoreUnavailable as exc:  # QA_VECTOR_STORE=milvus and Milvus does not answer
             _fail(str(exc), 3)
+        from qa.questionlog import close_logs, open_log, record_answer
+
+        record_answer(open_log(settings), bot, ans, "cli")  # a server logs what it answers itself
+        close_logs()
     if json_out:
         print(ans.model_dump_json(indent=2))
         return
@@ -459,6 +463,134 @@ def _check_with_milvus(settings) -> dict:
     result["problems"] += [f"milvus: {p}" for p in m["problems"]]
     result["ok"] = result["ok"] and m["ok"]
     return result
+# ---- the question log and the gap report (qa/questionlog.py, qa/gaps.py) ----------------------
+
+log_app = typer.Typer(
+    help="The question log (questions.sqlite beside the index): what is stored, purging.", no_args_is_help=True
+)
+app.add_typer(log_app, name="log")
+
+
+def _open_log(index: Path | None):
+    from qa.questionlog import db_path, open_log
+
+    settings = _settings(index)
+    if not db_path(settings).exists():
+        return settings, None
+    return settings, open_log(settings, force=True)
+
+
+@log_app.command("purge")
+def log_purge(
+    before: Annotated[Optional[float], typer.Option("--before", help="Delete questions and votes older than this many days [default: QA_QUESTION_LOG_DAYS].", min=0)] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Delete every question and vote.")] = False,
+    index: IndexOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete logged questions and votes: older than --before DAYS, or --all."""
+    from qa.questionlog import close_logs
+
+    settings, qlog = _open_log(index)
+    if qlog is None:
+        out = {"questions": 0, "votes": 0, "note": "no question log yet"}
+    else:
+        out = qlog.purge(before_days=before if before is not None else settings.question_log_days, everything=everything)
+        close_logs()
+    if json_out:
+        print(json.dumps(out, ensure_ascii=False))
+    else:
+        console.print(f"deleted {out['questions']} questions and {out['votes']} votes")
+
+
+@log_app.command("stats")
+def log_stats(index: IndexOpt = None, json_out: JsonOpt = False) -> None:
+    """Where the log is, how many questions and votes it holds, and whether logging is on."""
+    from qa.questionlog import close_logs, db_path
+
+    settings, qlog = _open_log(index)
+    out = qlog.counts() if qlog is not None else {"path": str(db_path(settings)), "questions": 0, "votes": 0}
+    out["logging"] = "on" if settings.question_log else "off"
+    out["retention_days"] = settings.question_log_days
+    close_logs()
+    if json_out:
+        print(json.dumps(out, ensure_ascii=False))
+        return
+    import time
+
+    for k, v in out.items():
+        if k in ("oldest", "newest") and v:
+            v = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v))
+        console.print(f"[bold]{k:>15}[/]: {v}")
+
+
+@app.command()
+def gaps(
+    since: Annotated[str, typer.Option(help="Period to report on: 30d, 12h, 2w.")] = "30d",
+    top: Annotated[int, typer.Option(help="Topics to list.", min=1, max=500)] = 30,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write the report as one HTML page to FILE.")] = None,
+    index: IndexOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """What the articles don't cover: asked topics, down-voted answers, stub hits, not-covered rate."""
+    from qa.gaps import build_report, describe, parse_since
+    from qa.questionlog import close_logs
+    from qa.store import IndexNotFound, IndexReader
+
+    try:
+        since_s = parse_since(since)
+    except ValueError as exc:
+        _fail(str(exc))
+    settings, qlog = _open_log(index)
+    if qlog is None:
+        _fail(f"no question log in {settings.state_dir or settings.index_dir}/ yet: questions are logged by "
+              "`qa serve`, the bots and `qa ask` (unless QA_QUESTION_LOG=off)", 2)
+    try:
+        reader = IndexReader(settings.index_dir)
+    except IndexNotFound:
+        reader = None
+        err.print(f"[yellow]no index in {settings.index_dir}/: nearest sections are not looked up[/]")
+
+    def embed(texts: list[str]):  # only for questions logged without a vector (method=lexical)
+        from qa.embeddings import get_embedder
+
+        if not json_out:
+            err.print(f"embedding {len(texts)} questions logged without a vector…")
+        return get_embedder(reader.model if reader else settings.model, settings).encode_queries(texts)
+
+    report = build_report(qlog, since_s, reader=reader, settings=settings, embed=embed, top=top)
+    close_logs()
+    if html is not None:
+        from qa.gaps_html import render_html
+
+        html.write_text(render_html(report), encoding="utf-8")
+    if json_out:
+        print(report.model_dump_json(indent=2))
+        return
+    r = report
+    nc = r.statuses.get("not_covered", 0)
+    console.print(
+        f"[bold]{r.questions}[/] questions in the last {since}: {nc} not covered "
+        f"({nc / max(1, r.questions):.0%}), {r.statuses.get('stub', 0)} from a stub, "
+        f"{r.votes.get('down', 0)} 👎 / {r.votes.get('up', 0)} 👍, {r.groups_total} topics ({r.took_ms:.0f} ms)"
+    )
+    from rich.markup import escape
+
+    for g in r.groups:
+        mix = ", ".join(f"{k} {v}" for k, v in sorted(g.statuses.items()))
+        console.print(f"\n[bold]{g.id}. {escape(g.name)}[/] — {escape(describe(g))}  [dim]({mix})[/]")
+        for q in g.examples[:3]:
+            console.print(f"   · {escape(q)}")
+    if r.down_voted:
+        console.print("\n[bold]voted down[/]")
+        for d in r.down_voted[:10]:
+            where = ", ".join(f"{s.get('path')}:{(s.get('lines') or [0])[0]}" for s in d.sources[:2])
+            console.print(f"   👎 {d.down} {escape(d.question)}  [dim]{escape(where)}[/]")
+    if r.stubs:
+        console.print("\n[bold]stub sections hit[/]")
+        for s in r.stubs[:10]:
+            console.print(f"   {s.hits:>4}  {escape(s.where)}  {escape(s.heading or s.title)}")
+    if html is not None:
+        err.print(f"wrote {html}")
 
 
 def main() -> None:  # pragma: no cover

@@ -190,6 +190,18 @@ class Settings(BaseSettings):
     llm_stream: bool = Field(True, description="ask for a streamed reply (tokens shown as they come on the web page)")
     llm_concurrency: int = Field(16, ge=1, le=256, description="LLM calls in flight at once (own thread pool)")
     # ---- end of LLM writer -------------------------------------------------------------------
+    # ---- question log, feedback and the gap report (qa/questionlog.py, qa/gaps.py; README
+    # "Knowing what is missing") ---------------------------------------------------------------
+    question_log: bool = Field(
+        True, description="record each question with its answer's status, confidence, sources and "
+        "answer id (for votes and `qa gaps`); QA_QUESTION_LOG=off records nothing"
+    )
+    question_log_days: int = Field(90, ge=1, description="questions and votes older than this many days are deleted")
+    state_dir: Path | None = Field(
+        None, description="folder of questions.sqlite; default: the index folder (beside, not inside, "
+        "its generations, so a re-ingest keeps it)"
+    )
+    # ---- end of question log -------------------------------------------------------------------
 
 
 @lru_cache

@@ -217,6 +217,11 @@ class Embedder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self.query_prompt)
 
+    def cached(self, text: str) -> np.ndarray | None:
+        """The vector of a question embedded recently, or None (never computes one)."""
+        with self._lock:
+            return self._cache.get(text)
+
 
 _embedders: dict[tuple, Embedder] = {}
 _embedders_lock = threading.Lock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Literal
 
 from urllib.parse import urlsplit
@@ -9,6 +10,11 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, field_validator
 
 AnswerStatus = Literal["answered", "not_covered", "stub"]
+
+
+def new_answer_id() -> str:
+    """A random, unguessable id: votes name an answer by it (POST /feedback)."""
+    return "ans_" + secrets.token_hex(10)
 
 
 class Scores(BaseModel):
@@ -110,3 +116,6 @@ class Answer(BaseModel):
         default_factory=list, description="per-sentence verification of an LLM answer (empty for extractive)"
     )
     verified_share: float | None = Field(None, description="share of the LLM answer's sentences that are supported")
+    answer_id: str = Field(
+        default_factory=new_answer_id, description="names this answer for POST /feedback (👍/👎)"
+    )

@@ -659,7 +659,7 @@ def test_only_configured_platforms_are_mounted(tmp_path, monkeypatch):
         return {p for p in paths if p.startswith("/bots")}
 
     assert bot_paths() == set()
-    assert bot_paths(slack_signing_secret="s") == {"/bots/slack/events", "/bots/slack/commands"}
+    assert bot_paths(slack_signing_secret="s") == {"/bots/slack/events", "/bots/slack/commands", "/bots/slack/interactions"}
     # Feishu without a Verification Token or Encrypt Key could not tell forgeries apart: off
     assert bot_paths(feishu_app_id="a", feishu_app_secret="b") == set()
     assert bot_paths(feishu_app_id="a", feishu_app_secret="b", feishu_verification_token="t") == {"/bots/feishu/events"}

@@ -45,7 +45,12 @@ def mount_bots(app: FastAPI, settings: Settings) -> list[str]:
     if not platforms:
         return []
     holder = app.state.holder  # opens the index lazily; a missing index becomes a polite reply
-    chat = Chat(holder.get, max_question_chars=settings.max_question_chars)
+    from qa.questionlog import record_answer
+
+    def on_answer(answer, channel: str) -> None:  # the question log (api.main sets holder.questions)
+        record_answer(getattr(holder, "questions", None), holder.loaded, answer, channel)
+
+    chat = Chat(holder.get, max_question_chars=settings.max_question_chars, on_answer=on_answer)
     rt = BotRuntime(settings, chat)
     app.state.bots = rt
     for name in platforms:

@@ -39,6 +39,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.bots.common import BotRuntime, TokenCache, forbidden, parse_json, read_body, same_secret, secret, unauthorized
+from api.bots.votes import feishu_card_action, feishu_element, votes_on
 from api.errors import APIError
 from qa.chat import FEISHU, Reply, neutral_escape
 
@@ -104,7 +105,7 @@ class MessageEvent(BaseModel):
     message: Message
 
 
-def card(reply: Reply) -> dict:
+def card(reply: Reply, votes: bool = False) -> dict:
     """A message card: the question as header, answer and numbered sources as markdown.
 
     The header is plain_text (not parsed), but it is user text: brackets are made inert anyway
@@ -117,7 +118,8 @@ def card(reply: Reply) -> dict:
             "title": {"tag": "plain_text", "content": title},
             "template": "blue" if reply.status == "answered" else "grey",
         },
-        "elements": [{"tag": "markdown", "content": reply.text}],
+        "elements": [{"tag": "markdown", "content": reply.text}]
+        + ([feishu_element(reply.answer.answer_id)] if votes and reply.answer is not None else []),
     }
 
 
@@ -173,7 +175,8 @@ def _answer(client: FeishuClient, msg: Message, text: str) -> None:
         if not bot or not any(m.id.get("open_id") == bot for m in msg.mentions or []):
             return  # a group message that does not @-mention this bot
     reply = client.rt.chat.reply(text, FEISHU)
-    client.reply(msg.message_id, {"msg_type": "interactive", "content": json.dumps(card(reply), ensure_ascii=False)})
+    body = card(reply, votes_on(client.rt))
+    client.reply(msg.message_id, {"msg_type": "interactive", "content": json.dumps(body, ensure_ascii=False)})
 
 
 def build_router(rt: BotRuntime) -> APIRouter:
@@ -222,6 +225,8 @@ def build_router(rt: BotRuntime) -> APIRouter:
         if token and not same_secret(str(header.get("token") or ""), token):
             raise forbidden("verification token does not match")
 
+        if data.get("schema") == "2.0" and header.get("event_type") == "card.action.trigger":
+            return await feishu_card_action(request, data)  # a 👍/👎 press, verified above like events
         if data.get("schema") != "2.0" or header.get("event_type") != "im.message.receive_v1":
             return {"msg": "ignored"}
         event_id = str(header.get("event_id") or "")

@@ -30,6 +30,7 @@ from slack_sdk.web import WebClient
 from slack_sdk.webhook import WebhookClient
 
 from api.bots.common import BotRuntime, parse_json, read_body, secret, unauthorized
+from api.bots.votes import slack_block, slack_interaction, votes_on
 from api.errors import APIError
 from qa.chat import SLACK, Reply, slack_escape
 
@@ -51,9 +52,12 @@ class SlackEvent(BaseModel):
     subtype: str | None = None
 
 
-def blocks(reply: Reply) -> list[dict]:
-    """One mrkdwn section (≤ 3000 characters, which ``SLACK``'s limit guarantees)."""
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": reply.text}}]
+def blocks(reply: Reply, votes: bool = False) -> list[dict]:
+    """One mrkdwn section (≤ 3000 characters, which ``SLACK``'s limit guarantees), then 👍/👎."""
+    out = [{"type": "section", "text": {"type": "mrkdwn", "text": reply.text}}]
+    if votes and reply.answer is not None:
+        out.append(slack_block(reply.answer.answer_id))  # presses arrive at /bots/slack/interactions
+    return out
 
 
 def _verify(rt: BotRuntime, body: bytes, request: Request) -> None:
@@ -74,7 +78,7 @@ def _verify(rt: BotRuntime, body: bytes, request: Request) -> None:
 def _post_in_thread(rt: BotRuntime, client: WebClient, ev: SlackEvent) -> None:
     reply = rt.chat.reply(ev.text, SLACK)
     client.chat_postMessage(
-        channel=ev.channel, thread_ts=ev.thread_ts or ev.ts, text=reply.text, blocks=blocks(reply),
+        channel=ev.channel, thread_ts=ev.thread_ts or ev.ts, text=reply.text, blocks=blocks(reply, votes_on(rt)),
         unfurl_links=False, unfurl_media=False,
     )
 
@@ -82,7 +86,7 @@ def _post_in_thread(rt: BotRuntime, client: WebClient, ev: SlackEvent) -> None:
 def _post_to_response_url(rt: BotRuntime, url: str, text: str) -> None:
     reply = rt.chat.reply(text, SLACK, quote_question=True)
     resp = WebhookClient(url, timeout=int(rt.settings.bot_http_timeout_s)).send(
-        text=reply.text, blocks=blocks(reply), response_type="in_channel",
+        text=reply.text, blocks=blocks(reply, votes_on(rt)), response_type="in_channel",
         unfurl_links=False, unfurl_media=False,
     )
     if resp.status_code >= 300:
@@ -164,5 +168,12 @@ def build_router(rt: BotRuntime) -> APIRouter:
         rt.submit("slack response_url", _post_to_response_url, rt, url, text)
         # ephemeral, so only the asker sees it; the answer itself is posted in_channel
         return {"response_type": "ephemeral", "text": f"正在查找：{slack_escape(text[:200])}"}
+
+    @router.post("/interactions")
+    async def interactions(request: Request):
+        """Interactivity: a press on an answer's 👍/👎 button (signed like events)."""
+        body = await read_body(request)
+        _verify(rt, body, request)
+        return await slack_interaction(request, rt, body, lambda url: response_url_allowed(url, response_hosts))
 
     return router

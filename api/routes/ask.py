@@ -17,6 +17,7 @@ from api.errors import APIError, ErrorResponse
 from api.schemas import AskRequest
 from qa.assistant import QuestionError
 from qa.models import Answer
+from qa.questionlog import record_answer
 
 router = APIRouter(tags=["ask"])
 ERRORS = {
@@ -48,6 +49,7 @@ async def _answer(bot, holder, settings, req: AskRequest) -> Answer:
     finally:
         holder.release()
     holder.note_generation(answer.index.generation)
+    record_answer(getattr(holder, "questions", None), bot, answer, "http")  # queued, no I/O here
     return answer
 
 

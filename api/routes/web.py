@@ -26,11 +26,12 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from api.deps import AskQueryDep, AssistantDep, SettingsDep, check_length
+from api.deps import AskQueryDep, AssistantDep, HolderDep, SettingsDep, check_length
 from api.errors import APIError, ErrorResponse
 from api.security import AUTH_RESPONSES, PROTECTED
 from qa.assistant import Assistant, QuestionError
 from qa.vectors.base import StoreUnavailable
+from qa.questionlog import record_answer
 
 log = logging.getLogger("api")
 router = APIRouter(tags=["web"])
@@ -97,7 +98,9 @@ def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def _events(bot: Assistant, question: str, top_k: int, method: str, collection: str | None) -> AsyncIterator[bytes]:
+async def _events(
+    bot: Assistant, question: str, top_k: int, method: str, collection: str | None, qlog=None
+) -> AsyncIterator[bytes]:
     """progress(searching) → progress(composing, passages) → answer, or a final ``error`` event.
 
     The retrieval runs once; the page is told how many passages were found while the answer is
@@ -112,6 +115,7 @@ async def _events(bot: Assistant, question: str, top_k: int, method: str, collec
                 yield event
             return
         answer = await run_in_threadpool(bot.answer, question, hits, timings)
+        record_answer(qlog, bot, answer, "web")
         yield _sse("answer", answer.model_dump(mode="json"))
     except QuestionError as exc:
         yield _sse("error", {"error": {"code": "invalid_question", "message": str(exc)}})
@@ -157,7 +161,7 @@ async def _written(bot: Assistant, question: str, hits, timings) -> AsyncIterato
         503: {"model": ErrorResponse, "description": "no index built yet"},
     },
 )
-async def ask_stream(bot: AssistantDep, settings: SettingsDep, req: AskQueryDep) -> StreamingResponse:
+async def ask_stream(bot: AssistantDep, settings: SettingsDep, req: AskQueryDep, holder: HolderDep) -> StreamingResponse:
     """Like ``GET /ask``, as server-sent events: ``progress`` (searching, composing) then ``answer`` (the Answer JSON)."""
     # the dependency loads the index off the event loop, or answers 503 as JSON before any event
     check_length(req, settings)
@@ -167,4 +171,5 @@ async def ask_stream(bot: AssistantDep, settings: SettingsDep, req: AskQueryDep)
     except QuestionError as exc:
         raise APIError(422, "invalid_question", str(exc)) from None
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"}
-    return StreamingResponse(_events(bot, question, top_k, method, collection), media_type="text/event-stream", headers=headers)
+    events = _events(bot, question, top_k, method, collection, getattr(holder, "questions", None))
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)

@@ -135,3 +135,19 @@ export async function getStats(signal) {
   const res = await send("/stats", "application/json", signal);
   return res.json();
 }
+
+/** POST /feedback: a 👍/👎 on one answer (the same voter voting again replaces the vote). */
+export async function sendFeedback(answerId, vote, comment) {
+  const key = currentKey();
+  const headers = { Accept: "application/json", "Content-Type": "application/json" };
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let res;
+  try {
+    res = await fetch("/feedback", { method: "POST", headers, cache: "no-store",
+      body: JSON.stringify(comment ? { answer_id: answerId, vote, comment } : { answer_id: answerId, vote }) });
+  } catch (err) {
+    throw new ApiError("unreachable", String(err.message || err));
+  }
+  if (!res.ok) throw await errorFrom(res, Boolean(key));
+  return res.json();
+}

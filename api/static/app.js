@@ -2,8 +2,8 @@
 // dialog and the API-key prompt. Plain ES modules, no framework, no build step.
 
 import { applyStatic, t } from "./i18n.js";
-import { ApiError, askStream, clearKey, getKey, getStats, setKey } from "./api.js";
-import { appendDraft, el, fillPassage, fillSources, renderAnswer, renderError, renderPending, renderQuestion, setStatus } from "./render.js";
+import { ApiError, askStream, clearKey, getKey, getStats, sendFeedback, setKey } from "./api.js";
+import { appendDraft, el, fillPassage, fillSources, renderAnswer, renderError, renderPending, renderQuestion, setStatus, setVote } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const form = $("ask-form");
@@ -102,12 +102,30 @@ turns.addEventListener("click", (e) => {
     if (c) openPassage(c, cite);
     return;
   }
+  const voteButton = e.target.closest("button.vote[data-vote]");
+  if (voteButton) {
+    vote(voteButton);
+    return;
+  }
   const action = e.target.closest("button[data-action]");
   if (!action) return;
   const li = action.closest("li.turn");
   if (action.dataset.action === "retry") retries.get(li)?.();
   if (action.dataset.action === "key") promptForKey(null, retries.get(li));
 });
+
+/** Send a 👍/👎; the bar shows the vote once the server has it, or why it was not recorded. */
+async function vote(button) {
+  const bar = button.closest(".votes");
+  const choice = button.dataset.vote;
+  try {
+    await sendFeedback(bar.dataset.answerId, choice);
+    setVote(bar, choice, t("voteThanks"));
+  } catch (err) {
+    setVote(bar, null, t("voteFailed", { msg: errorMessage(err) }));
+    if (err.kind === "unauthorized") promptForKey(err, () => vote(button));
+  }
+}
 
 function openPassage(c, from) {
   fillPassage(c);

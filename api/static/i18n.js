@@ -63,6 +63,12 @@ const STRINGS = {
     unverifiedTitle: "This sentence could not be found in the passage it cites. Check the source before relying on it.",
     llmWritten: "written by the LLM, {p}% of sentences verified against their sources",
     llmFallback: "quoted answer (the LLM was not used: {reason})",
+    voteGroup: "Rate this answer",
+    voteQuestion: "Helpful?",
+    voteUp: "Helpful",
+    voteDown: "Not helpful",
+    voteThanks: "Thanks, noted.",
+    voteFailed: "Your vote was not recorded: {msg}",
   },
   zh: {
     title: "文章问答",
@@ -125,6 +131,12 @@ const STRINGS = {
     unverifiedTitle: "这句话没能在它引用的原文段落中找到依据，使用前请先查看原文。",
     llmWritten: "由大模型撰写，{p}% 的句子已对照原文核实",
     llmFallback: "摘录原文的回答（未使用大模型：{reason}）",
+    voteGroup: "评价这个回答",
+    voteQuestion: "有帮助吗？",
+    voteUp: "有帮助",
+    voteDown: "没有帮助",
+    voteThanks: "谢谢，已记录。",
+    voteFailed: "评价没有记录下来：{msg}",
   },
 };
 

@@ -162,6 +162,20 @@ function writerNote(answer) {
   if (answer.writer === "llm") return t("llmWritten", { p: Math.round((answer.verified_share ?? 1) * 100) });
   if (answer.writer_fallback_reason) return t("llmFallback", { reason: answer.writer_fallback_reason });
   return null;
+/** 👍/👎 under an answer: two toggle buttons (aria-pressed) and a polite status line. */
+function voteBar(answer) {
+  if (!answer.answer_id) return null;
+  return el("div", { class: "votes", role: "group", "aria-label": t("voteGroup"), "data-answer-id": answer.answer_id },
+    el("span", { class: "votes-label" }, t("voteQuestion")),
+    el("button", { type: "button", class: "vote", "data-vote": "up", "aria-pressed": "false", "aria-label": t("voteUp"), title: t("voteUp") }, "👍"),
+    el("button", { type: "button", class: "vote", "data-vote": "down", "aria-pressed": "false", "aria-label": t("voteDown"), title: t("voteDown") }, "👎"),
+    el("span", { class: "vote-status", role: "status" }));
+}
+
+/** Mark the chosen vote (or the failure) on an answer's vote bar. */
+export function setVote(bar, vote, message) {
+  for (const b of bar.querySelectorAll("button.vote")) b.setAttribute("aria-pressed", String(b.dataset.vote === vote));
+  bar.querySelector(".vote-status").textContent = message;
 }
 
 /** A confident answer with clickable markers and its sources, or the distinct "not covered" card. */
@@ -173,7 +187,7 @@ export function renderAnswer(answer) {
       el("div", { class: "bubble" },
         el("p", { class: "nc-title" }, el("span", { class: "nc-icon", "aria-hidden": "true" }, "∅"), t("notCoveredTitle")),
         el("p", { class: "nc-text" }, t("notCoveredText")),
-        meta));
+        meta, voteBar(answer)));
   }
   if (answer.status === "stub") {
     return el("li", { class: "turn assistant stub" },
@@ -182,7 +196,7 @@ export function renderAnswer(answer) {
         el("p", { class: "nc-text" }, t("stubText")),
         answerText(answer.answer || "", answer.citations || []),
         answer.citations?.length ? sourceList(answer.citations) : null,
-        meta));
+        meta, voteBar(answer)));
   }
   const note = writerNote(answer);
   if (note) meta.append(" · ", note);
@@ -192,7 +206,7 @@ export function renderAnswer(answer) {
       el("span", { class: "visually-hidden" }, `${t("assistant")}: `),
       written ? checkedText(answer) : answerText(answer.answer || "", answer.citations || []),
       answer.citations?.length ? sourceList(answer.citations) : null,
-      meta));
+      meta, voteBar(answer)));
 }
 
 /** An error card: what happened, and the buttons that can fix it (retry, enter a key). */
