@@ -46,6 +46,17 @@ class Timings(BaseModel):
     compose_ms: float = 0.0
 
 
+class ConversationInfo(BaseModel):
+    """Where this answer sits in a conversation (qa/conversations.py)."""
+
+    id: str = Field(description="pass it back as conversation_id to ask a follow-up")
+    turn: int = Field(description="1-based number of this question in the conversation")
+    new: bool = Field(description="this question started the conversation")
+    restarted: bool = Field(False, description="the conversation_id sent was unknown or had expired, so a new one was started")
+    followup: str | None = Field(None, description="why the question was read as a follow-up (e.g. 'pronoun 它'), else null")
+    notice: str | None = None
+
+
 class Answer(BaseModel):
     question: str
     answer: str
@@ -60,3 +71,9 @@ class Answer(BaseModel):
     took_ms: float
     timings: Timings = Field(default_factory=Timings)
     index: IndexInfo
+    conversation_id: str | None = Field(None, description="the conversation this turn belongs to (null outside conversations)")
+    searched: str | None = Field(
+        None, description="what was searched when it differs from the question (a follow-up resolved against "
+        "earlier turns); null: the question was searched as asked"
+    )
+    conversation: ConversationInfo | None = None

@@ -8,15 +8,27 @@ API keys and rate limits are applied to this router by ``api.main`` (:mod:`api.s
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+
 from fastapi import APIRouter
 
 from api.deps import AskQueryDep, AssistantDep, HolderDep, SettingsDep, check_length
 from api.errors import APIError, ErrorResponse
 from api.schemas import AskRequest
 from qa.assistant import QuestionError
+from qa.conversations import BadConversationId
 from qa.models import Answer
 
+log = logging.getLogger("api")
 router = APIRouter(tags=["ask"])
+
+
+def conversations_unavailable(exc: Exception) -> APIError:
+    """The conversations file cannot be read or written (read-only index folder, full disk)."""
+    log.error("conversation store failed: %s", exc)
+    return APIError(503, "conversations_unavailable", f"the conversation store is unavailable ({exc}); "
+                    "check that QA_CONVERSATIONS_DB (default <index>/conversations.sqlite) is writable")
 ERRORS = {
     422: {"model": ErrorResponse, "description": "invalid question or parameters"},
     503: {"model": ErrorResponse, "description": "no index built yet, or the server is too busy (Retry-After)"},
@@ -33,11 +45,22 @@ async def _answer(bot, holder, settings, req: AskRequest) -> Answer:
     holder.admit()
     try:
         question = bot.validate(req.question)
-        if req.method != "lexical":
-            await holder.embed(bot, question)  # batched with concurrent questions; then a cache hit
-        answer = await holder.run(bot.ask, question, req.top_k, req.method, req.collection)
+        if req.conversation_id is None:
+            # a new conversation has no earlier turns: the question is searched as asked
+            if req.method != "lexical":
+                await holder.embed(bot, question)  # batched with concurrent questions; then a cache hit
+            answer = await holder.run(bot.ask, question, req.top_k, req.method, req.collection, None, True)
+        else:
+            turn = await holder.run(bot.begin, question, req.conversation_id)
+            if req.method != "lexical":
+                await holder.embed(bot, turn.resolution.searched)
+            answer = await holder.run(bot.complete, turn, req.top_k, req.method, req.collection)
     except QuestionError as exc:
         raise APIError(422, "invalid_question", str(exc)) from None
+    except BadConversationId as exc:
+        raise APIError(422, "invalid_conversation_id", str(exc)) from None
+    except sqlite3.Error as exc:
+        raise conversations_unavailable(exc) from None
     finally:
         holder.release()
     holder.note_generation(answer.index.generation)

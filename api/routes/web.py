@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from api.deps import AskQueryDep, AssistantDep, SettingsDep, check_length
 from api.errors import APIError, ErrorResponse
+from api.routes.ask import conversations_unavailable
 from api.security import AUTH_RESPONSES, PROTECTED
 from qa.assistant import Assistant, QuestionError
 
@@ -95,17 +97,23 @@ def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def _events(bot: Assistant, question: str, top_k: int, method: str, collection: str | None) -> AsyncIterator[bytes]:
+async def _events(bot: Assistant, question: str, top_k: int, method: str, collection: str | None, turn=None) -> AsyncIterator[bytes]:
     """progress(searching) → progress(composing, passages) → answer, or a final ``error`` event.
 
     The retrieval runs once; the page is told how many passages were found while the answer is
     composed from those same hits (identical to ``/ask``'s answer).
     """
     try:
-        yield _sse("progress", {"stage": "searching"})
-        hits, timings = await run_in_threadpool(bot.retrieve, question, top_k, method, collection)
+        searched = turn.resolution.searched if turn is not None else question
+        progress = {"stage": "searching"}
+        if searched != question:
+            progress["searched"] = searched  # a follow-up: show what is searched at once
+        yield _sse("progress", progress)
+        hits, timings = await run_in_threadpool(bot.retrieve, searched, top_k, method, collection)
         yield _sse("progress", {"stage": "composing", "passages": len(hits)})
-        answer = await run_in_threadpool(bot.answer, question, hits, timings)
+        answer = await run_in_threadpool(bot.answer, searched, hits, timings)
+        if turn is not None:
+            answer = await run_in_threadpool(bot.finish, turn, answer)
         yield _sse("answer", answer.model_dump(mode="json"))
     except QuestionError as exc:
         yield _sse("error", {"error": {"code": "invalid_question", "message": str(exc)}})
@@ -135,5 +143,9 @@ async def ask_stream(bot: AssistantDep, settings: SettingsDep, req: AskQueryDep)
         question = bot.validate(question)
     except QuestionError as exc:
         raise APIError(422, "invalid_question", str(exc)) from None
+    try:  # the conversation is found before the first byte, so a broken store is a plain 503
+        turn = await run_in_threadpool(bot.begin, question, req.conversation_id or True)
+    except sqlite3.Error as exc:
+        raise conversations_unavailable(exc) from None
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"}
-    return StreamingResponse(_events(bot, question, top_k, method, collection), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_events(bot, question, top_k, method, collection, turn), media_type="text/event-stream", headers=headers)
