@@ -222,6 +222,11 @@ class ConversationStore:
                 (self._hash(key), conversation_id, time.time()),
             )
 
+    def forget_key(self, key: str) -> None:
+        """The platform key's next message starts a new conversation ("/new" in a chat)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM platform_keys WHERE key_hash = ?", (self._hash(key),))
+
     # ---- housekeeping ---------------------------------------------------------------------
     def _maybe_purge(self, now: float) -> None:
         if now - self._last_purge < PURGE_EVERY_S:

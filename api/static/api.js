@@ -88,12 +88,13 @@ function parseEvent(block) {
 }
 
 /**
- * Ask a question over /ask/stream. Calls onProgress({stage, passages}) as the server works and
+ * Ask a question over /ask/stream (in the conversation `conversationId`, when given). Calls onProgress({stage, passages}) as the server works and
  * resolves with the Answer JSON (see qa.models.Answer).
  */
-export async function askStream(question, { onProgress, signal, topK } = {}) {
+export async function askStream(question, { onProgress, signal, topK, conversationId } = {}) {
   const params = new URLSearchParams({ q: question });
   if (topK) params.set("top_k", String(topK));
+  if (conversationId) params.set("conversation_id", conversationId);
   const res = await send(`/ask/stream?${params}`, "text/event-stream", signal);
   const reader = res.body.getReader();
   const decoder = new TextDecoder();

@@ -56,6 +56,11 @@ const STRINGS = {
     statsFailed: "Could not load the list of sources: {msg}",
     loading: "Loading…",
     noDocuments: "No articles are indexed.",
+    newConversation: "New conversation",
+    newConversationHint: "Start over: the next question does not continue the earlier ones",
+    searched: "Searched: {q}",
+    conversationRestarted: "The earlier conversation had expired; this question started a new one.",
+    conversationStarted: "New conversation",
   },
   zh: {
     title: "文章问答",
@@ -111,6 +116,11 @@ const STRINGS = {
     statsFailed: "无法加载资料来源列表：{msg}",
     loading: "加载中…",
     noDocuments: "还没有索引任何文章。",
+    newConversation: "新对话",
+    newConversationHint: "重新开始：下一个问题不再接着前面的对话",
+    searched: "检索：{q}",
+    conversationRestarted: "之前的对话已过期，这个问题开始了新的对话。",
+    conversationStarted: "新对话",
   },
 };
 
@@ -138,6 +148,7 @@ export function applyStatic(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
   for (const el of root.querySelectorAll("[data-i18n-aria-label]")) el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
+  for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
 }
 
 /** A date in the page's language, from Unix seconds. */
