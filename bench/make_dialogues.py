@@ -12,7 +12,8 @@ line range is where it occurs):
 
 Each turn: q, kind (first | pronoun | ellipsis | short | comparison | shift | standalone),
 followup (does it depend on earlier turns?), corpus (zh-tech-corpus | corpus), file (relative to
-that corpus), lines [a, b] (1-based, where the span is), span (verbatim).
+that corpus), lines [a, b] (1-based, where the span is), span (verbatim); a comparison turn
+also has alt_files (the other article of the comparison answers it too).
 
     python bench/make_dialogues.py            # rewrites bench/data/dialogues.jsonl
 """
@@ -155,8 +156,9 @@ def glossary_dialogues(rng: random.Random) -> list[dict]:
         if not pieces:
             continue
         span = max(pieces, key=len)
-        turns = [turn(rng.choice(WHAT).format(t=TERMS[k]), "first", False, "zh-tech-corpus", f(k), g(k, "是什么")),
-                 turn(rng.choice(COMPARE).format(u=name), "comparison", True, "zh-tech-corpus", f(k), span)]
+        compare = turn(rng.choice(COMPARE).format(u=name), "comparison", True, "zh-tech-corpus", f(k), span)
+        compare["alt_files"] = [f(other)]  # a comparison is answered by either article
+        turns = [turn(rng.choice(WHAT).format(t=TERMS[k]), "first", False, "zh-tech-corpus", f(k), g(k, "是什么")), compare]
         out.append({"id": f"compare-{j + 1:02d}", "turns": turns})
     return out
 

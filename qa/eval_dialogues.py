@@ -18,7 +18,8 @@ Reported per group of turns:
   dialogue: the rewrite rate on many more standalone questions;
 * the cost of resolution itself (milliseconds per question).
 
-A dialogue line: ``{"id", "turns": [{"q", "kind", "followup", "corpus", "file", "lines", "span"}]}``.
+A dialogue line: ``{"id", "turns": [{"q", "kind", "followup", "corpus", "file", "lines", "span"}]}``
+(a comparison turn may add ``alt_files``: the other article compared answers it as well).
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def _same_file(cited: str, gold: str) -> bool:
     return c == g or c.endswith("/" + g)
 
 
+def _gold_file(t: dict, cited: str) -> bool:
+    """The gold file, or for a comparison either of the two articles compared."""
+    return any(_same_file(cited, g) for g in [t["file"], *t.get("alt_files", [])])
+
+
 class _Scores:
     def __init__(self):
         self.n = 0
@@ -79,10 +85,10 @@ class _Scores:
     def add(self, t: dict, ans, res: Resolution) -> None:
         self.n += 1
         top = ans.citations[0] if ans.citations else None
-        if top is not None and _same_file(top.path, t["file"]):
+        if top is not None and _gold_file(t, top.path):
             self.file += 1
             a, b = t.get("lines") or [0, 0]
-            if top.line_start <= b and a <= top.line_end:
+            if _same_file(top.path, t["file"]) and top.line_start <= b and a <= top.line_end:
                 self.passage += 1
         span = normalize_answer(t.get("span", ""))
         if span and not ans.abstained and span in normalize_answer(ans.answer):
@@ -137,7 +143,7 @@ def evaluate_dialogues(path: Path, bot, top_k: int = 5, collection: str | None =
                 by_kind.setdefault(t.get("kind", group), {"on": _Scores(), "off": _Scores()})[mode].add(t, ans, res)
                 if mode == "on" and group != "first":
                     top = ans.citations[0] if ans.citations else None
-                    ok = top is not None and _same_file(top.path, t["file"])
+                    ok = top is not None and _gold_file(t, top.path)
                     wrong_rewrite = group == "standalone" and res.rewritten
                     if not ok or wrong_rewrite:
                         misses.append({"dialogue": d["id"], "turn": i + 1, "q": t["q"], "kind": t.get("kind"),

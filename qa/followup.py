@@ -34,9 +34,10 @@ GENERIC = frozenset(
     问题 解决 解决办法 办法 方法 方式 步骤 流程 过程 原理 机制 原因 理由 目的 意思 含义 意义 定义 概念
     优点 缺点 优势 劣势 好处 坏处 缺陷 特点 特性 特征 场景 例子 示例 举例 比如 例如 案例 限制 要求 前提 条件
     注意 注意事项 事项 默认 默认值 取值 值 参数 选项 字段 端口 版本 日志 命令 文件 目录 路径 格式 类型 种类
-    删除 创建 新建 更新 升级 降级 回滚 修改 更改 变更 启动 停止 重启 查看 检查 查询 获取 调试 排查 监控
+    删除 创建 新建 更新 升级 降级 回滚 修改 更改 变更 启动 停止 重启 查看 检查 查询 获取 排查
     开启 关闭 启用 禁用 打开 实现 支持 需要 必须 应该 可以 能够 包括 包含 提供 帮助 影响 适合 适用 推荐
     具体 详细 详细信息 更多 其他 其它 另外 别的 还有 然后 接下来 一般 通常 主要 常见 常用 哪些 怎么样 为什么 为何 如何 怎样
+    失败 成功 列出 典型 分为 几类 类似 带来 遇到 引入 替代 可替代 选择 出现 角度 定义 用到 做到 起到 意味
     工作 运行 处理 管理 组成 构成 结构 架构 组件 部分 内容 信息 情况 时候 时间 多久 多少 多大 一下 说说
     介绍 解释 说明 讲讲 展开 区分 理解 知道 告诉 了解 意味着 代表 表示 指 叫 称为 属于 算 有没有 是不是 能不能
     好 坏 快 慢 多 少 大 小 高 低 新 旧 对 错 呢 吗 吧 啊 呀 么 的 了 和 与 及 或 是 有 在 用 要 会 能 把 被
@@ -67,11 +68,18 @@ _PRONOUNS = [
     ("此", re.compile(r"(?<![因如彼从由为在至据就对])此(?![外时后前刻])")),
     ("这", re.compile(r"这(?=是|有|里|儿|么|样(?!的)|$|[？?])")),
 ]
+# A single character that joins the topic words next to it (可+观测+性, 云+原生, 零+信任): not these.
+STOP_CHARS = frozenset("的了和与及或是有在用要会能把被吗呢吧啊呀么什怎哪谁啥它这那其该此个种些样就都也还又再很太最更对从向给让指叫称为看说讲问")
+# "X 是什么？" / "什么是 X？" names its own subject even when X is a word we call generic (调试, 日志).
+_DEFINITION = re.compile(r"^(?:请?介绍一下|什么是|何为|解释一下)\s*(\S.*?)\s*[？?]?$|^(\S.*?)\s*(?:是什么|指的是什么|是什么意思|是啥|的定义是什么|是指什么)\s*[？?]?$")
+_CLAUSE = re.compile(r"[，,;；。：:!！?？]")
 # Openers and tails that continue the previous turn: "那……呢", "还有呢", "为什么".
 _ELLIPSIS = [
     ("上面说的", re.compile(r"上面|上述|以上|前面(?:说|提|讲)|刚才|刚刚|你(?:说|提到)的|之前(?:说|提)")),
     ("那……呢", re.compile(r"^(?:那|那么)\s*(.*?)\s*呢\s*[？?]?\s*$")),
     ("还有呢", re.compile(r"^(?:还有|然后|接下来|之后|再然后|另外|除此之外|除此以外)(?:呢|吗|什么|哪些|别的|其他的?)?\s*[？?]?\s*$")),
+    ("还有……", re.compile(r"^(?:还有|另外还有|除了这些|除此之外)(?:什么|哪些|没有|别的|其他|，|,|\s)")),
+    ("其中", re.compile(r"^(?:其中|这其中|里面|这里面)")),
     ("为什么", re.compile(r"^(?:为什么|为啥|为何|怎么回事|why)\s*(?:呢|啊|呀)?\s*[？?]?\s*$", re.IGNORECASE)),
     ("那……", re.compile(r"^(?:那|那么|那就|所以|然后)\s*(?:怎么|如何|要|能|可以|会|应该|该|是不是|有没有|需要|还|又|为什么|为啥)")),
     ("举例", re.compile(r"^(?:举个例子|举例|比如呢|例如呢|具体(?:呢|点|说说|讲讲|一点)|详细(?:点|说说|讲讲|一点|介绍)|展开(?:说说|讲讲)|再(?:详细|具体)|能(?:再)?详细)")),
@@ -156,25 +164,19 @@ def topic_words(text: str) -> list[str]:
 def topic_phrase(text: str) -> str:
     """The topic of a question as it reads: contiguous topic words joined, spans space-separated.
 
-    "什么是容器镜像？" → "容器镜像"; "Helm 怎么安装？" → "helm"; "水平伸缩和垂直伸缩的区别" →
+    "什么是容器镜像？" → "容器镜像"; "Helm 怎么安装？" → "Helm"; "水平伸缩和垂直伸缩的区别" →
     "水平伸缩 垂直伸缩"."""
-    spans: list[str] = []
-    cur = ""
-    for w in _words(text):
-        if _is_topic_word(w) or (cur and w in ATTACH and not cur.endswith(w)):
-            sep = " " if cur and (cur[-1].isascii() or w[0].isascii()) else ""
-            cur += sep + w
-        elif cur:
-            spans.append(cur)
-            cur = ""
-    if cur:
-        spans.append(cur)
-    return " ".join(dict.fromkeys(spans))[:MAX_TOPIC_CHARS].strip()
+    return " ".join(_spans(text))[:MAX_TOPIC_CHARS].strip()
 
 
 def _own_topic_before(question: str, pos: int) -> bool:
-    """A topic named before position ``pos`` in the same message ("Pod 是什么，它有什么用？")."""
-    return bool(topic_words(question[:pos]))
+    """A topic named in an earlier clause of the same message ("Pod 是什么，它有什么用？").
+
+    Only an earlier *clause* counts: in "从虚拟化角度看它们有什么不同？" the pronoun still points
+    back to the conversation."""
+    before = question[:pos]
+    cut = max((m.start() for m in _CLAUSE.finditer(before)), default=-1)
+    return cut > 0 and bool(topic_words(before[:cut]))
 
 
 def dependence(question: str) -> str | None:
@@ -185,11 +187,14 @@ def dependence(question: str) -> str | None:
         if m:
             if name == "……呢" and topic_words(m.group(1)) and len(m.group(1)) > 12:
                 continue  # "Kubernetes 里 Pod 和容器的关系呢" is a whole question, merely ending in 呢
-            return f"ellipsis {name}" if name != "上面说的" else "reference 上面说的"
+            return {"上面说的": "reference 上面说的", "还有……": "ellipsis 还有呢", "其中": "reference 其中"}.get(name, f"ellipsis {name}")
     for name, rx in _PRONOUNS:
         m = rx.search(q)
         if m and not _own_topic_before(q, m.start()):
             return f"pronoun {name}"
+    m = _DEFINITION.match(q)
+    if m and (m.group(1) or m.group(2) or "").strip():
+        return None  # "调试是什么意思？" asks about its own subject
     if len(re.sub(r"\s+", "", q)) <= SHORT_CHARS and not topic_words(q):
         return "short, no topic"
     return None
@@ -214,8 +219,10 @@ def _spans(text: str) -> list[str]:
     """Topic spans as written: "Kube-OVN 子网" stays two spans, "TiDB Operator" one."""
     spans: list[str] = []
     cur: list[str] = []
-    for w in _words(text) + [""]:
-        if w and (_is_topic_word(w) or (cur and w in ATTACH and cur[-1] != w)):
+    words = _words(text) + [""]
+    for i, w in enumerate(words):
+        joins = _joins(w) and (cur or (i + 1 < len(words) and _is_topic_word(words[i + 1])))
+        if w and (_is_topic_word(w) or (cur and w in ATTACH and cur[-1] != w) or joins):
             cur.append(w)
             continue
         if cur:
@@ -227,6 +234,11 @@ def _spans(text: str) -> list[str]:
     return list(dict.fromkeys(spans))
 
 
+def _joins(w: str) -> bool:
+    """A one-character word that belongs to the name around it (可观测性, 云原生, 多租户, 微服务)."""
+    return len(w) == 1 and not w.isascii() and w not in STOP_CHARS and not lexical.is_question_word(w)
+
+
 def _swap_topic(previous: str, old: str, new: str) -> str:
     """The earlier question with its subject replaced: ("什么是容器镜像？", "容器镜像", "Pod") → "什么是Pod？"."""
     folded, target = lexical.fold(previous), lexical.fold(old)
@@ -234,6 +246,15 @@ def _swap_topic(previous: str, old: str, new: str) -> str:
     if at >= 0 and len(folded) == len(previous):  # NFKC kept positions: edit the original text
         return re.sub(r"\s{2,}", " ", previous[:at] + new + previous[at + len(old):]).strip()
     return f"{new} {previous}"
+
+
+def _related(title: str, topic: str) -> bool:
+    """The title shares a bigram or identifier with the topic: the earlier answer was on topic.
+
+    A title from an answer that missed (the topic is Kubernetes, the passage came from 容器编排)
+    would pull the follow-up to the wrong article, so it is only added when they agree."""
+    a, b = set(lexical.tokens(title)), set(lexical.tokens(topic))
+    return bool(a & b)
 
 
 def resolve(question: str, history: list[Turn] | None = None) -> Resolution:
@@ -267,12 +288,12 @@ def resolve(question: str, history: list[Turn] | None = None) -> Resolution:
     if reason in ("ellipsis 还有呢", "ellipsis 为什么", "ellipsis 举例"):
         # "why?"/"more?" are about the previous question itself, not only its topic
         resolved = f"{previous} {q}"
-    elif reason.startswith("pronoun") and re.search(r"它们|它(?!们)", q):
+    elif re.search(r"它们|它(?!们)", q):
         resolved = re.sub(r"它们", "和".join(spans) or topic, q, count=1) if "它们" in q else re.sub(r"它(?!们)", subject, q, count=1)
     else:
         resolved = f"{topic} {q}"
     searched = resolved
-    if title and not set(topic_words(title)) <= set(topic_words(resolved)):
+    if title and _related(title, topic) and not set(topic_words(title)) <= set(topic_words(resolved)):
         searched = f"{resolved} {title}"  # the article it was answered from keeps the search on it
     return Resolution(question, searched.strip(), reason=reason, topic=topic, resolved=resolved.strip())
 

@@ -59,7 +59,7 @@ async def _answer(bot, holder, settings, req: AskRequest) -> Answer:
         raise APIError(422, "invalid_question", str(exc)) from None
     except BadConversationId as exc:
         raise APIError(422, "invalid_conversation_id", str(exc)) from None
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise conversations_unavailable(exc) from None
     finally:
         holder.release()

@@ -145,7 +145,7 @@ async def ask_stream(bot: AssistantDep, settings: SettingsDep, req: AskQueryDep)
         raise APIError(422, "invalid_question", str(exc)) from None
     try:  # the conversation is found before the first byte, so a broken store is a plain 503
         turn = await run_in_threadpool(bot.begin, question, req.conversation_id or True)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise conversations_unavailable(exc) from None
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"}
     return StreamingResponse(_events(bot, question, top_k, method, collection, turn), media_type="text/event-stream", headers=headers)
