@@ -25,6 +25,7 @@ A dialogue line: ``{"id", "turns": [{"q", "kind", "followup", "corpus", "file", 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -181,6 +182,8 @@ def evaluate_dialogues(path: Path, bot, top_k: int = 5, collection: str | None =
         "standalone_rewritten_rate": round(standalone_rewritten / standalone_n, 4) if standalone_n else None,
         "by_kind": {k: {"turns": v["on"].n, "file_hit@1 on": v["on"].dict()["file_hit@1"],
                         "file_hit@1 off": v["off"].dict()["file_hit@1"]} for k, v in sorted(by_kind.items())},
+        "machine": {"cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2),
+                    "note": "timings from a shared development machine: noisy; hit rates are not"},
         "resolve_ms_p50": round(percentile(resolve_ms, 0.5), 3),
         "resolve_ms_p95": round(percentile(resolve_ms, 0.95), 3),
         "latency_ms_p50": {m: round(percentile(v, 0.5), 1) for m, v in latency.items()},

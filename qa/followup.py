@@ -55,7 +55,7 @@ TOPIC_SHIFT = re.compile(
 # Pronouns and demonstratives, with the words that merely contain the character excluded.
 _PRONOUNS = [
     ("它们", re.compile(r"它们")),
-    ("它", re.compile(r"它(?!们)")),
+    ("它", re.compile(r"(?<!其)它(?!们)")),
     ("这个", re.compile(r"这个")),
     ("那个", re.compile(r"那个")),
     ("这些", re.compile(r"这些")),
@@ -69,13 +69,14 @@ _PRONOUNS = [
     ("这", re.compile(r"这(?=是|有|里|儿|么|样(?!的)|$|[？?])")),
 ]
 # A single character that joins the topic words next to it (可+观测+性, 云+原生, 零+信任): not these.
-STOP_CHARS = frozenset("的了和与及或是有在用要会能把被吗呢吧啊呀么什怎哪谁啥它这那其该此个种些样就都也还又再很太最更对从向给让指叫称为看说讲问")
+STOP_CHARS = frozenset("的了和与及或是有在用要会能把被吗呢吧啊呀么什怎哪谁啥它这那其该此个种些样就都也还又再很太最更对从向给让指叫称为看说讲问于年月日几多少"
+                       "好坏快慢大小高低新旧对错前后上下里外中内")
 # "X 是什么？" / "什么是 X？" names its own subject even when X is a word we call generic (调试, 日志).
 _DEFINITION = re.compile(r"^(?:请?介绍一下|什么是|何为|解释一下)\s*(\S.*?)\s*[？?]?$|^(\S.*?)\s*(?:是什么|指的是什么|是什么意思|是啥|的定义是什么|是指什么)\s*[？?]?$")
 _CLAUSE = re.compile(r"[，,;；。：:!！?？]")
 # Openers and tails that continue the previous turn: "那……呢", "还有呢", "为什么".
 _ELLIPSIS = [
-    ("上面说的", re.compile(r"上面|上述|以上|前面(?:说|提|讲)|刚才|刚刚|你(?:说|提到)的|之前(?:说|提)")),
+    ("上面说的", re.compile(r"上面|上述|^以上|前面(?:说|提|讲)|刚才|刚刚|你(?:说|提到)的|之前(?:说|提)")),
     ("那……呢", re.compile(r"^(?:那|那么)\s*(.*?)\s*呢\s*[？?]?\s*$")),
     ("还有呢", re.compile(r"^(?:还有|然后|接下来|之后|再然后|另外|除此之外|除此以外)(?:呢|吗|什么|哪些|别的|其他的?)?\s*[？?]?\s*$")),
     ("还有……", re.compile(r"^(?:还有|另外还有|除了这些|除此之外)(?:什么|哪些|没有|别的|其他|，|,|\s)")),
@@ -157,8 +158,10 @@ def _is_topic_word(w: str) -> bool:
 
 
 def topic_words(text: str) -> list[str]:
-    """The words of ``text`` that name what it is about (not how or what aspect of it)."""
-    return [w for w in _words(text) if _is_topic_word(w)]
+    """The words of ``text`` that name what it is about (not how or what aspect of it), and
+    names jieba does not know (runs of single characters, see ``_spans``)."""
+    words = [w for w in _words(text) if _is_topic_word(w)]
+    return words + [s for s in _spans(text) if not any(w in s for w in words)]
 
 
 def topic_phrase(text: str) -> str:
@@ -179,6 +182,37 @@ def _own_topic_before(question: str, pos: int) -> bool:
     return cut > 0 and bool(topic_words(before[:cut]))
 
 
+_ONE_CHAR = frozenset({"其", "该", "此", "这", "它"})
+_APPOSITIVE = frozenset({"这个", "那个", "这种", "那种", "这些", "那些"})
+
+
+def _word_starts(text: str) -> set[int]:
+    """Offsets where a word begins (jieba over Chinese runs), in ``text``'s own positions."""
+    if lexical._JIEBA is None:
+        lexical.warm()
+    jieba = lexical._JIEBA[0]
+    starts: set[int] = set()
+    for m in re.finditer(r"[\u3400-\u9fff]+", text):
+        pos = m.start()
+        for w in jieba.lcut(m.group(), HMM=False):
+            starts.add(pos)
+            pos += len(w)
+    return starts
+
+
+def _starts_word(text: str, pos: int) -> bool:
+    return pos in _word_starts(text)
+
+
+def _after_topic(text: str, pos: int) -> bool:
+    """A topic word ends right before ``pos`` (quotes and spaces aside), in the same clause."""
+    before = re.sub(r"[\s“”\"'‘’「」《》]+$", "", text[:pos])
+    cut = max((m.end() for m in _CLAUSE.finditer(before)), default=0)
+    clause = before[cut:]
+    spans = _spans(clause)
+    return bool(spans) and re.sub(r"[\s“”\"'‘’「」《》]", "", clause).endswith(spans[-1].replace(" ", ""))
+
+
 def dependence(question: str) -> str | None:
     """Why ``question`` depends on earlier turns, or None when it stands alone."""
     q = question.strip()
@@ -189,9 +223,13 @@ def dependence(question: str) -> str | None:
                 continue  # "Kubernetes 里 Pod 和容器的关系呢" is a whole question, merely ending in 呢
             return {"上面说的": "reference 上面说的", "还有……": "ellipsis 还有呢", "其中": "reference 其中"}.get(name, f"ellipsis {name}")
     for name, rx in _PRONOUNS:
-        m = rx.search(q)
-        if m and not _own_topic_before(q, m.start()):
-            return f"pronoun {name}"
+        for m in rx.finditer(q):
+            if name in _ONE_CHAR and not _starts_word(q, m.start()):
+                continue  # 马其顿, 土耳其: the character is inside a name
+            if name in _APPOSITIVE and _after_topic(q, m.start()):
+                continue  # "“胜任力”这个词": an appositive, not a reference to earlier turns
+            if not _own_topic_before(q, m.start()):
+                return f"pronoun {name}"
     m = _DEFINITION.match(q)
     if m and (m.group(1) or m.group(2) or "").strip():
         return None  # "调试是什么意思？" asks about its own subject
@@ -221,10 +259,15 @@ def _spans(text: str) -> list[str]:
     cur: list[str] = []
     words = _words(text) + [""]
     for i, w in enumerate(words):
-        joins = _joins(w) and (cur or (i + 1 < len(words) and _is_topic_word(words[i + 1])))
+        # a single character joins the topic words next to it, or another such character: a
+        # name jieba does not know comes out as single characters (王处直墓 → 王/处/直/墓)
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        joins = _joins(w) and (cur or _is_topic_word(nxt) or _joins(nxt))
         if w and (_is_topic_word(w) or (cur and w in ATTACH and cur[-1] != w) or joins):
             cur.append(w)
             continue
+        if cur and all(len(x) == 1 for x in cur) and ("".join(cur) in GENERIC or len(cur) < 2):
+            cur = []  # 回/滚: a generic word jieba did not know, not a name
         if cur:
             out = cur[0]
             for x in cur[1:]:

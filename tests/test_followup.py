@@ -28,6 +28,11 @@ STANDALONE = [
     "DaemonSet 和 Deployment 有什么区别？",
     "Redis 缓存默认多久过期？",
     "调试是什么意思？",
+    "“胜任力”这个词第一次在哪里出现？",  # an appositive, not a reference
+    "马其顿即将离任的总统是谁？",  # 其 inside a name
+    "王处直墓在哪里？",  # a name jieba does not know
+    "若一领铠甲使用三种以上不同颜色的丝绳，会被称为什么？",  # 以上: "more than"
+    "死亡蛇的捕猎方式与其它蛇类有什么不同？",
     "日志是什么？",
     "请介绍一下可观测性",
     "因此 Service 的 ClusterIP 是如何分配的？",
