@@ -60,7 +60,6 @@ const STRINGS = {
     newConversationHint: "Start over: the next question does not continue the earlier ones",
     searched: "Searched: {q}",
     conversationRestarted: "The earlier conversation had expired; this question started a new one.",
-    conversationStarted: "New conversation",
   },
   zh: {
     title: "文章问答",
@@ -120,7 +119,6 @@ const STRINGS = {
     newConversationHint: "重新开始：下一个问题不再接着前面的对话",
     searched: "检索：{q}",
     conversationRestarted: "之前的对话已过期，这个问题开始了新的对话。",
-    conversationStarted: "新对话",
   },
 };
 
