@@ -282,6 +282,19 @@ def _joins(w: str) -> bool:
     return len(w) == 1 and not w.isascii() and w not in STOP_CHARS and not lexical.is_question_word(w)
 
 
+def _subject(question: str, spans: list[str]) -> str | None:
+    """What the earlier question was about: in "Helm 里的 Release 是什么？" the thing defined
+    (Release), otherwise the first topic ("Redis 缓存默认多久过期？" → Redis 缓存)."""
+    if not spans:
+        return None
+    m = _DEFINITION.match(question.strip())
+    if m:
+        defined = _spans(m.group(1) or m.group(2) or "")
+        if defined and defined[-1] in spans:
+            return defined[-1]
+    return spans[0]
+
+
 def _swap_topic(previous: str, old: str, new: str) -> str:
     """The earlier question with its subject replaced: ("什么是容器镜像？", "容器镜像", "Pod") → "什么是Pod？"."""
     folded, target = lexical.fold(previous), lexical.fold(old)
@@ -317,7 +330,7 @@ def resolve(question: str, history: list[Turn] | None = None) -> Resolution:
         return Resolution(question, q, reason=reason)
     turn, spans, title = found
     topic = " ".join(spans) if spans else title
-    subject = spans[0] if spans else title
+    subject = _subject(turn.query, spans) or title
     previous = turn.query
 
     resolved = None

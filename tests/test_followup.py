@@ -118,6 +118,12 @@ def test_ellipsis_swaps_the_subject_of_the_earlier_question():
     assert resolve("那金丝雀部署呢？", hist).searched == "金丝雀部署有什么优点？"
 
 
+def test_the_subject_of_a_definition_is_what_gets_swapped():
+    hist = [Turn("Helm 里的 Release 是什么？", titles=["使用 Helm"])]
+    assert resolve("那 Repository 呢？", hist).searched == "Helm 里的 Repository 是什么？"
+    assert resolve("它可以安装几次？", hist).resolved == "Release可以安装几次？"
+
+
 def test_a_comparison_keeps_the_earlier_topic():
     hist = [Turn("蓝绿部署有什么优点？", titles=["蓝绿部署"])]
     res = resolve("和金丝雀部署相比呢？", hist)
