@@ -382,6 +382,7 @@ def eval_dialogues_cmd(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages per answer.")] = 5,
     collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write the JSON result to this file.")] = None,
+    standalone: Annotated[Optional[Path], typer.Option(help="Also count how many questions of this single-turn SQuAD file would be read as follow-ups.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Score follow-up questions on multi-turn dialogues, with follow-up resolution on and off.
@@ -410,6 +411,12 @@ def eval_dialogues_cmd(
                                         progress=lambda: bar.advance(task))
     except ValueError as exc:
         _fail(str(exc))
+    if standalone is not None:
+        from qa.eval_dialogues import standalone_rate
+
+        if not standalone.exists():
+            _fail(f"{standalone} not found")
+        result["standalone_set"] = standalone_rate(standalone)
     result["index"] = {"dir": str(settings.index_dir), **{k: bot.stats().get(k) for k in ("generation", "model", "chunks", "documents")}}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -429,6 +436,9 @@ def eval_dialogues_cmd(
         on, off = result["with_resolution"][g], result["without_resolution"][g]
         table.add_row(g, str(on["turns"]), *[f"{on[k]} / {off[k]}" for k in ("file_hit@1", "passage_hit@1", "answer_hit")], str(on["rewritten"]))
     console.print(table)
+    if "standalone_set" in result:
+        st = result["standalone_set"]
+        console.print(f"{st['dataset']}: {st['read_as_followup']} of {st['questions']} single-turn questions read as follow-ups ({st['rate']})")
     console.print(f"standalone questions rewritten: {result['standalone_rewritten_rate']} · resolution "
                   f"{result['resolve_ms_p50']} ms p50 · {len(result['misses'])} misses (see --json)")
 

@@ -191,4 +191,23 @@ def evaluate_dialogues(path: Path, bot, top_k: int = 5, collection: str | None =
     }
 
 
-__all__ = ["evaluate_dialogues", "load_dialogues", "is_dialogue_file"]
+def standalone_rate(path: Path) -> dict:
+    """How many questions of a single-turn SQuAD-format set would be read as follow-ups.
+
+    Such questions were written to stand alone (against their paragraph), so each one that
+    ``qa.followup.dependence`` flags would be rewritten if asked after an unrelated turn: a
+    precision check on many more questions than the dialogues have. (Some genuinely refer to
+    their paragraph: "该公司成立于哪一年？".)"""
+    from collections import Counter
+
+    from qa.evaluate import load_squad
+    from qa.followup import dependence
+
+    questions = [q.question for q in load_squad(Path(path)).questions]
+    reasons = Counter(r for r in (dependence(q) for q in questions) if r)
+    n = sum(reasons.values())
+    return {"dataset": str(path), "questions": len(questions), "read_as_followup": n,
+            "rate": round(n / len(questions), 4) if questions else None, "by_reason": dict(reasons.most_common())}
+
+
+__all__ = ["evaluate_dialogues", "load_dialogues", "is_dialogue_file", "standalone_rate"]
