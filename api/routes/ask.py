@@ -29,9 +29,11 @@ def conversations_unavailable(exc: Exception) -> APIError:
     log.error("conversation store failed: %s", exc)
     return APIError(503, "conversations_unavailable", f"the conversation store is unavailable ({exc}); "
                     "check that QA_CONVERSATIONS_DB (default <index>/conversations.sqlite) is writable")
+
+
 ERRORS = {
-    422: {"model": ErrorResponse, "description": "invalid question or parameters"},
-    503: {"model": ErrorResponse, "description": "no index built yet, or the server is too busy (Retry-After)"},
+    422: {"model": ErrorResponse, "description": "invalid question or parameters (e.g. a conversation_id not of our form)"},
+    503: {"model": ErrorResponse, "description": "no index built yet, the server is too busy (Retry-After), or the conversation store is unavailable"},
 }
 POST_ERRORS = {
     **ERRORS,
