@@ -295,6 +295,14 @@ def _subject(question: str, spans: list[str]) -> str | None:
     return spans[0]
 
 
+def _referent(spans: list[str], subject: str) -> str:
+    """What "它" stands for: the earlier subject, after the earlier question's first topic when
+    that differs ("Helm 里的 Release 是什么？" → "Helm Release"): the first topic keeps the search in
+    the same area even when the subject is a part of it ("Redis 缓存的第一个要点是什么？")."""
+    first = spans[0] if spans else ""
+    return f"{first} {subject}" if first and subject and first != subject else (subject or first)
+
+
 def _swap_topic(previous: str, old: str, new: str) -> str:
     """The earlier question with its subject replaced: ("什么是容器镜像？", "容器镜像", "Pod") → "什么是Pod？"."""
     folded, target = lexical.fold(previous), lexical.fold(old)
@@ -345,7 +353,7 @@ def resolve(question: str, history: list[Turn] | None = None) -> Resolution:
         # "why?"/"more?" are about the previous question itself, not only its topic
         resolved = f"{previous} {q}"
     elif re.search(r"它们|它(?!们)", q):
-        resolved = re.sub(r"它们", "和".join(spans) or topic, q, count=1) if "它们" in q else re.sub(r"它(?!们)", subject, q, count=1)
+        resolved = re.sub(r"它们", "和".join(spans) or topic, q, count=1) if "它们" in q else re.sub(r"(?<!其)它(?!们)", _referent(spans, subject), q, count=1)
     else:
         resolved = f"{topic} {q}"
     searched = resolved

@@ -121,7 +121,9 @@ def test_ellipsis_swaps_the_subject_of_the_earlier_question():
 def test_the_subject_of_a_definition_is_what_gets_swapped():
     hist = [Turn("Helm 里的 Release 是什么？", titles=["使用 Helm"])]
     assert resolve("那 Repository 呢？", hist).searched == "Helm 里的 Repository 是什么？"
-    assert resolve("它可以安装几次？", hist).resolved == "Release可以安装几次？"
+    assert resolve("它可以安装几次？", hist).resolved == "Helm Release可以安装几次？"
+    parts = [Turn("Redis 缓存的第 1 个要点是什么？")]
+    assert "Redis" in resolve("它的第 2 个要点是什么？", parts).searched
 
 
 def test_a_comparison_keeps_the_earlier_topic():
