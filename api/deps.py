@@ -254,10 +254,18 @@ async def ask_query(
     top_k: Annotated[int, Query(ge=1, le=50, description="How many passages to cite."), BeforeValidator(_digits)] = 5,
     collection: Annotated[str | None, Query(max_length=200, description="Only search this collection.")] = None,
     method: Literal["hybrid", "dense", "lexical"] = "hybrid",
+    conversation_id: Annotated[str | None, Query(max_length=64, description="Continue this conversation.")] = None,
 ) -> AskRequest:
     """GET /ask and /ask/stream take POST /ask's body as query parameters, with the same checks."""
+    from qa.conversations import BadConversationId, check_id
+
+    if conversation_id:
+        try:
+            check_id(conversation_id)
+        except BadConversationId as exc:
+            raise APIError(422, "invalid_conversation_id", str(exc)) from None
     try:
-        return AskRequest(question=q, top_k=top_k, collection=collection, method=method)
+        return AskRequest(question=q, top_k=top_k, collection=collection, method=method, conversation_id=conversation_id or None)
     except ValueError as exc:
         raise APIError(422, "invalid_question", "question is empty or only whitespace") from exc
 

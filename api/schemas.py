@@ -23,6 +23,18 @@ class AskRequest(BaseModel):
     )
     collection: str | None = Field(None, max_length=200, description="Only search this collection (default: all).")
     method: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    conversation_id: str | None = Field(
+        None, max_length=64,
+        description="Continue this conversation (from an earlier answer's conversation_id): follow-up "
+        "questions such as '它怎么删除？' are searched with the earlier topic. Omit it to start one.",
+    )
+
+    @field_validator("conversation_id")
+    @classmethod
+    def _conversation_form(cls, v: str | None) -> str | None:
+        from qa.conversations import check_id
+
+        return None if v is None or v == "" else check_id(v)
 
     @field_validator("question")
     @classmethod

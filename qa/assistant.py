@@ -19,7 +19,7 @@ from qa import lexical
 from qa.answer import NOT_COVERED, confidence, stub_answer, stub_hit
 from qa.config import Settings, get_settings
 from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
-from qa.models import Answer, Citation, IndexInfo, Scores, Timings
+from qa.models import Answer, Citation, ConversationInfo, IndexInfo, Scores, Timings
 from qa.retrieval import Hit, make_query, search
 from qa.store import IndexMismatch
 from qa.vectors.base import StoreUnavailable, VectorIndex
@@ -123,13 +123,89 @@ class Assistant:
         method: str = "hybrid",
         collection: str | None = None,
         answer_chars: int | None = None,
+        conversation=None,
     ) -> Answer:
         """Retrieve, then answer: the two steps callers that need the hits in between
-        (the stream's progress event, ``qa eval``) run themselves."""
+        (the stream's progress event, ``qa eval``) run themselves.
+
+        ``conversation`` (a :class:`qa.conversations.Conversation`, a conversation id, or
+        True for a new one) makes this a turn of a conversation: a follow-up question is
+        searched with the topic of the earlier turns (``Answer.searched`` says what was
+        searched) and the turn is remembered. None (the default): the question stands alone."""
+        if conversation is not None:
+            t0 = time.perf_counter()
+            turn = self.begin(question, conversation)
+            return self.complete(turn, top_k, method, collection, answer_chars, started=t0)
         t0 = time.perf_counter()
         question = self.validate(question)
         hits, timings = self.retrieve(question, top_k or self.settings.top_k, method, collection)
         return self.answer(question, hits, timings=timings, answer_chars=answer_chars, started=t0)
+
+    # ---- conversations (qa/conversations.py, qa/followup.py) ------------------------------
+    @property
+    def conversations(self):
+        """The conversation store beside the index (opened on first use)."""
+        store = getattr(self, "_conversations", None)
+        if store is None:
+            from qa.conversations import ConversationStore
+
+            with self._lock:
+                store = getattr(self, "_conversations", None)
+                if store is None:
+                    store = self._conversations = ConversationStore.open(self.settings)
+        return store
+
+    def conversation(self, conversation_id: str | None = None):
+        """A new conversation (or ``conversation_id``'s) whose ``ask`` resolves follow-ups."""
+        from qa.conversations import Conversation
+
+        return Conversation(self, conversation_id)
+
+    def begin(self, question: str, conversation=True):
+        """Validate, find the conversation, decide what to search: a :class:`qa.conversations.Pending`.
+
+        Raises QuestionError, or BadConversationId for an id of the wrong form."""
+        from qa.conversations import Conversation, Pending
+        from qa.followup import Resolution, resolve
+
+        question = self.validate(question)
+        handle = conversation if isinstance(conversation, Conversation) else None
+        cid = handle.id if handle is not None else (conversation if isinstance(conversation, str) else None)
+        opened = self.conversations.open_conversation(cid)
+        if self.settings.followup:
+            res = resolve(question, opened.history)
+        else:
+            res = Resolution(question, question)
+        return Pending(question, opened, res, handle)
+
+    def complete(self, turn, top_k=None, method="hybrid", collection=None, answer_chars=None, started=None) -> Answer:
+        """Retrieve for ``turn.searched``, answer, and remember the turn."""
+        t0 = started if started is not None else time.perf_counter()
+        hits, timings = self.retrieve(turn.resolution.searched, top_k or self.settings.top_k, method, collection)
+        ans = self.answer(turn.resolution.searched, hits, timings=timings, answer_chars=answer_chars, started=t0)
+        return self.finish(turn, ans)
+
+    def finish(self, turn, ans: Answer) -> Answer:
+        """Record the answered turn and say where it sits (``ans`` comes from ``answer(turn.resolution.searched, …)``)."""
+        from qa.followup import Turn
+
+        res, opened = turn.resolution, turn.opened
+        searched = res.searched if res.searched != turn.question else None
+        top = ans.citations[0] if ans.citations and not ans.abstained else None
+        titles = [top.title, top.heading.split(" > ")[-1]] if top is not None else []
+        resolved = res.resolved if res.resolved not in (None, turn.question) else None
+        n = self.conversations.add_turn(opened.id, Turn(turn.question, searched, titles, not ans.abstained, resolved))
+        if turn.handle is not None:
+            turn.handle.id = opened.id
+        return ans.model_copy(update={
+            "question": turn.question,
+            "searched": searched,
+            "conversation_id": opened.id,
+            "conversation": ConversationInfo(
+                id=opened.id, turn=n, new=opened.new, restarted=opened.restarted,
+                followup=res.reason if (res.rewritten or res.fresh) else None, notice=opened.notice,
+            ),
+        })
 
     def answer(
         self,

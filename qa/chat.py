@@ -33,8 +33,10 @@ from qa.models import Answer, Citation
 log = logging.getLogger("qa.chat")
 
 ELLIPSIS = "…"
-Status = Literal["answered", "abstained", "stub", "empty", "too_long", "unavailable", "error"]
+Status = Literal["answered", "abstained", "stub", "empty", "too_long", "unavailable", "error", "new_conversation"]
 STUB_MARK = "📝 "  # a stub answer ("not written yet") must not read like an answer at a glance
+# what a person types to drop the thread's earlier turns (a topic-shift phrase also works)
+NEW_CONVERSATION = frozenset({"/new", "/reset", "新对话", "新的对话", "重新开始", "new conversation"})
 
 
 # --------------------------------------------------------------------------- escaping
@@ -223,17 +225,21 @@ def render(
     limit: int | None = None,
     question: str | None = None,
     max_sources: int = 5,
+    searched: str | None = None,
 ) -> Rendered:
     """An Answer as one chat message in ``dialect``, at most ``limit`` (default: the dialect's).
 
     Numbered sources follow the answer ("[1] title › heading" as a link when the article has a
-    URL). ``question``, when given, is quoted first — escaped, since it is user input. When
+    URL). ``question``, when given, is quoted first — escaped, since it is user input;
+    ``searched`` (what a follow-up was searched as) comes next. When
     the whole does not fit, uncited sources go first, then cited ones from the last, then the
     answer text is shortened; the result always fits.
     """
     d = dialect
     limit = limit or d.limit
     head = [d.quote(fit_text(question, d, max(16, limit // 4))), ""] if question else []
+    if searched:  # a follow-up: say what was searched, so the reader can tell how it was understood
+        head += [fit_text(f"（检索：{searched}）", d, max(16, limit // 4)), ""]
     sources = chosen_sources(answer, max_sources)
     lines = [_source_line(c, d) for c in sources]
     mark = STUB_MARK if answer.status == "stub" else ""
@@ -279,6 +285,7 @@ class Reply(BaseModel):
     answer: Answer | None = None
     truncated: bool = False
     sources: list[int] = Field(default_factory=list)
+    conversation_id: str | None = Field(None, description="the conversation this message continued or started")
 
 
 MESSAGES = {
@@ -286,6 +293,7 @@ MESSAGES = {
     "too_long": "问题太长了（{n} 字），请精简到 {limit} 字以内再问。(The question is {n} characters; the limit is {limit}.)",
     "unavailable": "知识库索引还没有准备好，请稍后再试。(The index is not ready yet; try again later.)",
     "error": "抱歉，回答时出了点问题，请稍后再试。(Sorry, something went wrong; try again later.)",
+    "new_conversation": "好的，开始新的对话：接下来的问题不再接着前面的内容。(OK, a new conversation: the next question starts afresh.)",
 }
 
 
@@ -336,11 +344,22 @@ class Chat:
         limit: int | None = None,
         quote_question: bool = False,
         collection: str | None = None,
+        conversation_key: str | None = None,
+        also_keys: tuple[str, ...] = (),
     ) -> Reply:
-        """Answer a raw chat message. Never raises: failures become a polite ``Reply``."""
+        """Answer a raw chat message. Never raises: failures become a polite ``Reply``.
+
+        ``conversation_key`` is the platform's name for the conversation this message belongs
+        to (a Slack thread, a Feishu reply chain, a DingTalk or WeCom one-to-one chat): a
+        follow-up ("它怎么删除？") is then resolved against the earlier turns under that key,
+        which lasts ``QA_CONVERSATION_TTL_S`` after its last message. ``also_keys`` are bound to
+        the same conversation (e.g. the thread a top-level message opens). Without a key every
+        message stands alone."""
         question = clean_question(text, dialect)
         if not question:
             return self._say("empty", question, dialect, limit)
+        if conversation_key and question.lower() in NEW_CONVERSATION:
+            return self._forget(conversation_key, also_keys, question, dialect, limit)
         if len(question) > self.max_question_chars:
             return self._say("too_long", question[:200], dialect, limit, n=len(question))
         try:
@@ -348,8 +367,9 @@ class Chat:
         except Exception as exc:  # e.g. the service's holder: no index built yet
             log.warning("assistant unavailable: %s", getattr(exc, "detail", exc))
             return self._say("unavailable", question, dialect, limit)
+        conversation = self._conversation(bot, conversation_key)
         try:
-            answer = bot.ask(question, top_k=self.top_k, collection=collection)
+            answer = bot.ask(question, top_k=self.top_k, collection=collection, conversation=conversation)
         except Exception:
             log.exception("answering %r failed", question[:80])
             return self._say("error", question, dialect, limit)
@@ -358,7 +378,10 @@ class Chat:
                 self.on_answer(answer, dialect.name)
             except Exception:  # noqa: BLE001 - logging must never cost a reply
                 log.exception("on_answer hook failed")
-        r = render(answer, dialect, limit, question if quote_question else None, self.max_sources)
+        if conversation_key and answer.conversation_id:
+            self._bind(bot, (conversation_key, *also_keys), answer.conversation_id)
+        r = render(answer, dialect, limit, question if quote_question else None, self.max_sources,
+                   searched=answer.searched)
         return Reply(
             status="abstained" if answer.abstained else ("stub" if answer.status == "stub" else "answered"),
             text=r.text,
@@ -366,7 +389,39 @@ class Chat:
             answer=answer,
             truncated=r.truncated,
             sources=r.sources,
+            conversation_id=answer.conversation_id,
         )
+
+    @staticmethod
+    def _conversation(bot, key: str | None):
+        """The live conversation id under ``key``, True for a new one, None without a key.
+
+        A broken conversation store must not silence the bot: the message is answered alone."""
+        if not key:
+            return None
+        try:
+            return bot.conversations.for_key(key) or True
+        except Exception:
+            log.exception("conversation store unavailable; answering without the thread")
+            return None
+
+    @staticmethod
+    def _bind(bot, keys, conversation_id: str) -> None:
+        try:
+            for k in keys:
+                bot.conversations.bind_key(k, conversation_id)
+        except Exception:
+            log.exception("could not remember the conversation of a chat thread")
+
+    def _forget(self, key: str, also_keys, question: str, d: Dialect, limit: int | None) -> Reply:
+        """"/new" or "新对话": the key's next message starts a fresh conversation."""
+        try:
+            store = self._get().conversations
+            for k in (key, *also_keys):
+                store.forget_key(k)
+        except Exception as exc:
+            log.warning("could not start a new conversation: %s", getattr(exc, "detail", exc))
+        return self._say("new_conversation", question, d, limit)
 
     def _say(self, status: Status, question: str, d: Dialect, limit: int | None, n: int = 0) -> Reply:
         msg = MESSAGES[status].format(n=n, limit=self.max_question_chars)

@@ -262,6 +262,94 @@ def _ask_server(question, top_k, method, collection, settings, verbose):
 
 
 @app.command()
+def chat(
+    index: IndexOpt = None,
+    model: ModelOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to cite.")] = 5,
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
+    followup: Annotated[bool, typer.Option(help="Resolve follow-up questions against earlier turns.")] = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """Ask questions one after another in one conversation: follow-ups ("它怎么删除？") continue it.
+
+    One question per line (readline editing and history when interactive); '/new' starts a new
+    conversation, '/quit' or Ctrl-D ends. Questions can be piped in: `printf '什么是 Pod？\\n它有什么用？\\n' | qa chat`.
+    With --json, prints one answer object per line.
+    """
+    from qa.assistant import Assistant, QuestionError
+    from qa.conversations import ConversationStore
+    from qa.render import render_terminal
+    from qa.store import IndexMismatch, IndexNotFound
+
+    settings = _settings(index, model, followup=followup)
+    try:
+        bot = Assistant.open(settings=settings)
+    except (IndexNotFound, IndexMismatch) as exc:
+        _fail(str(exc), 2)
+    # the CLI's conversation lives in this process only: nothing is written beside the index
+    bot._conversations = ConversationStore(":memory:", settings.conversation_ttl_s, settings.conversation_max_turns)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        _readline_history(settings.cache_dir / "chat_history")
+        err.print("[dim]one question per line · /new starts a new conversation · /quit or Ctrl-D ends[/]")
+    conv = bot.conversation()
+    while True:
+        try:
+            line = input("问> " if interactive else "")
+        except EOFError:
+            break
+        except KeyboardInterrupt:
+            err.print()
+            break
+        q = line.strip()
+        if not q:
+            continue
+        if q in ("/quit", "/exit", "/q"):
+            break
+        if q == "/new":
+            conv = bot.conversation()
+            if not json_out:
+                console.print("[dim]— new conversation —[/]")
+            continue
+        try:
+            ans = conv.ask(q, top_k=top_k, collection=collection)
+        except QuestionError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            continue
+        if json_out:
+            print(ans.model_dump_json(), flush=True)
+            continue
+        if ans.searched:
+            console.print(f"[dim]searched: {ans.searched}[/]")
+        render_terminal(ans, console)
+        console.print()
+
+
+def _readline_history(path: Path) -> None:
+    """Line editing and a history file for `qa chat` (readline is absent on some platforms)."""
+    try:
+        import atexit
+        import readline
+    except ImportError:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            readline.read_history_file(path)
+    except OSError:
+        return
+    readline.set_history_length(1000)
+    atexit.register(lambda: _save_history(readline, path))
+
+
+def _save_history(readline, path: Path) -> None:
+    try:
+        readline.write_history_file(path)
+    except OSError:
+        pass
+
+
+@app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Bind address [default 127.0.0.1].")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port [default 8000].")] = None,
@@ -591,6 +679,72 @@ def gaps(
             console.print(f"   {s.hits:>4}  {escape(s.where)}  {escape(s.heading or s.title)}")
     if html is not None:
         err.print(f"wrote {html}")
+@app.command("eval-dialogues")
+def eval_dialogues_cmd(
+    dataset: Annotated[Path, typer.Argument(help="Dialogues, one JSON object per line (bench/data/dialogues.jsonl).")] = Path("bench/data/dialogues.jsonl"),
+    index: IndexOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages per answer.")] = 5,
+    collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the JSON result to this file.")] = None,
+    standalone: Annotated[Optional[Path], typer.Option(help="Also count how many questions of this single-turn SQuAD file would be read as follow-ups.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score follow-up questions on multi-turn dialogues, with follow-up resolution on and off.
+
+    The index is only read (earlier turns are kept in memory). Reports file hit@1, passage hit@1
+    and answer-hit for follow-up, standalone and first turns, and how often standalone questions
+    were rewritten.
+    """
+    from qa.assistant import Assistant
+    from qa.eval_dialogues import evaluate_dialogues
+    from qa.store import IndexMismatch, IndexNotFound
+
+    if not dataset.exists():
+        _fail(f"{dataset} not found")
+    settings = _settings(index)
+    try:
+        bot = Assistant.open(settings=settings)
+    except (IndexNotFound, IndexMismatch) as exc:
+        _fail(str(exc), 2)
+    from rich.progress import Progress
+
+    try:
+        with Progress(console=err, disable=json_out or not sys.stderr.isatty(), transient=True) as bar:
+            task = bar.add_task("dialogues (resolution on, off, in context)", total=None)
+            result = evaluate_dialogues(dataset, bot, top_k=top_k, collection=collection,
+                                        progress=lambda: bar.advance(task))
+    except ValueError as exc:
+        _fail(str(exc))
+    if standalone is not None:
+        from qa.eval_dialogues import standalone_rate
+
+        if not standalone.exists():
+            _fail(f"{standalone} not found")
+        result["standalone_set"] = standalone_rate(standalone)
+    result["index"] = {"dir": str(settings.index_dir), **{k: bot.stats().get(k) for k in ("generation", "model", "chunks", "documents")}}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if json_out:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{dataset.name}: {result['dialogues']} dialogues, {result['turns']} turns")
+    table.add_column("turns")
+    table.add_column("n", justify="right")
+    for col in ("file hit@1", "passage hit@1", "answer-hit"):
+        table.add_column(f"{col} on / off", justify="right")
+    table.add_column("rewritten", justify="right")
+    for g in ("followup", "standalone", "first", "standalone_in_context"):
+        on, off = result["with_resolution"][g], result["without_resolution"][g]
+        table.add_row(g, str(on["turns"]), *[f"{on[k]} / {off[k]}" for k in ("file_hit@1", "passage_hit@1", "answer_hit")], str(on["rewritten"]))
+    console.print(table)
+    if "standalone_set" in result:
+        st = result["standalone_set"]
+        console.print(f"{st['dataset']}: {st['read_as_followup']} of {st['questions']} single-turn questions read as follow-ups ({st['rate']})")
+    console.print(f"standalone questions rewritten: {result['standalone_rewritten_rate']} · resolution "
+                  f"{result['resolve_ms_p50']} ms p50 · {len(result['misses'])} misses (see --json)")
 
 
 def main() -> None:  # pragma: no cover

@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     milvus_batch: int = Field(500, ge=1, le=10000, description="rows per insert when publishing")
     # ---- end of vector store ----------------------------------------------------------------
 
+    # ---- conversations and follow-up questions (qa/conversations.py, qa/followup.py) ---------
+    conversations_db: Path | None = Field(
+        None, description="SQLite file of conversations; default <index_dir>/conversations.sqlite (beside the generations)"
+    )
+    conversation_ttl_s: int = Field(3600, ge=60, description="a conversation (and a chat's thread memory) ends this long after its last turn")
+    conversation_max_turns: int = Field(20, ge=1, le=1000, description="turns kept per conversation (older ones are dropped)")
+    followup: bool = Field(True, description="resolve follow-up questions against earlier turns (off: every question stands alone)")
+
     # ---- chat bots (api/bots, docs/bots.md) --------------------------------------------
     # A platform's webhook is mounted only when its secrets are set. Secrets are SecretStr so
     # they never appear in reprs or logs. The *_api_url settings exist so tests (and proxies)

@@ -90,6 +90,17 @@ class SentenceCheck(BaseModel):
 WriterName = Literal["extractive", "llm"]
 
 
+class ConversationInfo(BaseModel):
+    """Where this answer sits in a conversation (qa/conversations.py)."""
+
+    id: str = Field(description="pass it back as conversation_id to ask a follow-up")
+    turn: int = Field(description="1-based number of this question in the conversation")
+    new: bool = Field(description="this question started the conversation")
+    restarted: bool = Field(False, description="the conversation_id sent was unknown or had expired, so a new one was started")
+    followup: str | None = Field(None, description="why the question was read as a follow-up (e.g. 'pronoun 它'), else null")
+    notice: str | None = None
+
+
 class Answer(BaseModel):
     """Every text field (question, answer, titles, headings, passages) is plain text: render it
     as text (escaped), never as HTML or markup."""
@@ -119,3 +130,9 @@ class Answer(BaseModel):
     answer_id: str = Field(
         default_factory=new_answer_id, description="names this answer for POST /feedback (👍/👎)"
     )
+    conversation_id: str | None = Field(None, description="the conversation this turn belongs to (null outside conversations)")
+    searched: str | None = Field(
+        None, description="what was searched when it differs from the question (a follow-up resolved against "
+        "earlier turns); null: the question was searched as asked"
+    )
+    conversation: ConversationInfo | None = None

@@ -56,13 +56,26 @@ class RobotMessage(BaseModel):
     sessionWebhook: str
     sessionWebhookExpiredTime: int | None = None
     senderStaffId: str | None = None
+    senderId: str | None = None
+    conversationId: str | None = None
+
+
+def conversation_key(msg: RobotMessage) -> str | None:
+    """A one-to-one chat keeps one conversation per person (within the TTL). DingTalk groups have
+    no threads, so a group keeps one per person in that group; None when the ids are missing."""
+    sender = msg.senderStaffId or msg.senderId
+    if not sender:
+        return None
+    if msg.conversationType == "1":
+        return f"dingtalk:user:{sender}"
+    return f"dingtalk:{msg.conversationId}:{sender}" if msg.conversationId else None
 
 
 def _post(rt: BotRuntime, msg: RobotMessage) -> None:
     if msg.sessionWebhookExpiredTime and msg.sessionWebhookExpiredTime < time.time() * 1000:
         log.warning("sessionWebhook expired before the answer was ready; dropping it")
         return
-    reply = rt.chat.reply(msg.text.content, DINGTALK)
+    reply = rt.chat.reply(msg.text.content, DINGTALK, conversation_key=conversation_key(msg))
     body = {
         "msgtype": "markdown",
         # the title is what notifications and the chat list show

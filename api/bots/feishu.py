@@ -85,6 +85,9 @@ class Mention(BaseModel):
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
     message_id: str
+    root_id: str | None = None  # set on a reply: the message the reply chain (thread) started from
+    parent_id: str | None = None
+    thread_id: str | None = None
     chat_id: str = ""
     chat_type: str = ""
     message_type: str = ""
@@ -169,12 +172,24 @@ class FeishuClient:
             return
 
 
+def conversation_keys(msg: Message) -> tuple[str, tuple[str, ...]]:
+    """A reply chain (``root_id``) or topic thread is a conversation; a new group message starts one.
+
+    A one-to-one (p2p) chat is one conversation within the TTL; the reply chain the bot's
+    answer opens is bound to it as well."""
+    thread = f"feishu:{msg.chat_id}:{msg.thread_id or msg.root_id or msg.message_id}"
+    if msg.chat_type == "p2p" and not (msg.root_id or msg.thread_id):
+        return f"feishu:p2p:{msg.chat_id}", (thread,)
+    return thread, ()
+
+
 def _answer(client: FeishuClient, msg: Message, text: str) -> None:
     if msg.chat_type != "p2p":
         bot = client.bot_open_id()
         if not bot or not any(m.id.get("open_id") == bot for m in msg.mentions or []):
             return  # a group message that does not @-mention this bot
-    reply = client.rt.chat.reply(text, FEISHU)
+    key, also = conversation_keys(msg)
+    reply = client.rt.chat.reply(text, FEISHU, conversation_key=key, also_keys=also)
     body = card(reply, votes_on(client.rt))
     client.reply(msg.message_id, {"msg_type": "interactive", "content": json.dumps(body, ensure_ascii=False)})
 

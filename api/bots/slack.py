@@ -75,8 +75,21 @@ def _verify(rt: BotRuntime, body: bytes, request: Request) -> None:
         raise unauthorized("X-Slack-Signature does not match")
 
 
+def conversation_keys(ev: SlackEvent) -> tuple[str, tuple[str, ...]]:
+    """A thread is a conversation: a reply in it continues it, a new top-level message starts one.
+
+    In a direct message the whole DM is one conversation too (within the TTL), since people
+    there type the next question below rather than in the thread; the thread the bot's answer
+    opens is bound to the same conversation."""
+    thread = f"slack:{ev.channel}:{ev.thread_ts or ev.ts}"
+    if ev.channel_type == "im" and not ev.thread_ts:
+        return f"slack:{ev.channel}", (thread,)
+    return thread, ()
+
+
 def _post_in_thread(rt: BotRuntime, client: WebClient, ev: SlackEvent) -> None:
-    reply = rt.chat.reply(ev.text, SLACK)
+    key, also = conversation_keys(ev)
+    reply = rt.chat.reply(ev.text, SLACK, conversation_key=key, also_keys=also)
     client.chat_postMessage(
         channel=ev.channel, thread_ts=ev.thread_ts or ev.ts, text=reply.text, blocks=blocks(reply, votes_on(rt)),
         unfurl_links=False, unfurl_media=False,

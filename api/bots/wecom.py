@@ -86,7 +86,8 @@ class WeComClient:
 
 
 def _answer(rt: BotRuntime, client: WeComClient, user: str, text: str) -> None:
-    reply = rt.chat.reply(text, WECOM)
+    # messages to a self-built app are one-to-one: one conversation per member (within the TTL)
+    reply = rt.chat.reply(text, WECOM, conversation_key=f"wecom:{rt.settings.wecom_agent_id}:{user}")
     client.send_markdown(user, reply.text)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from api.deps import AskQueryDep, AssistantDep, HolderDep, SettingsDep, check_length
 from api.errors import APIError, ErrorResponse
+from api.routes.ask import conversations_unavailable
 from api.security import AUTH_RESPONSES, PROTECTED
 from qa.assistant import Assistant, QuestionError
 from qa.vectors.base import StoreUnavailable
@@ -99,7 +101,7 @@ def _sse(event: str, data: dict) -> bytes:
 
 
 async def _events(
-    bot: Assistant, question: str, top_k: int, method: str, collection: str | None, qlog=None
+    bot: Assistant, question: str, top_k: int, method: str, collection: str | None, qlog=None, turn=None
 ) -> AsyncIterator[bytes]:
     """progress(searching) → progress(composing, passages) → answer, or a final ``error`` event.
 
@@ -107,15 +109,25 @@ async def _events(
     composed from those same hits (identical to ``/ask``'s answer).
     """
     try:
-        yield _sse("progress", {"stage": "searching"})
-        hits, timings = await run_in_threadpool(bot.retrieve, question, top_k, method, collection)
+        searched = turn.resolution.searched if turn is not None else question
+        progress = {"stage": "searching"}
+        if searched != question:
+            progress["searched"] = searched  # a follow-up: show what is searched at once
+        yield _sse("progress", progress)
+        hits, timings = await run_in_threadpool(bot.retrieve, searched, top_k, method, collection)
         yield _sse("progress", {"stage": "composing", "passages": len(hits)})
+
+        async def finish(answer):
+            if turn is not None:  # remember the turn of the conversation, say where it sits
+                answer = await run_in_threadpool(bot.finish, turn, answer)
+            record_answer(qlog, bot, answer, "web")
+            return answer
+
         if bot.writer.name == "llm":
-            async for event in _written(bot, question, hits, timings):
+            async for event in _written(bot, searched, hits, timings, finish):
                 yield event
             return
-        answer = await run_in_threadpool(bot.answer, question, hits, timings)
-        record_answer(qlog, bot, answer, "web")
+        answer = await finish(await run_in_threadpool(bot.answer, searched, hits, timings))
         yield _sse("answer", answer.model_dump(mode="json"))
     except QuestionError as exc:
         yield _sse("error", {"error": {"code": "invalid_question", "message": str(exc)}})
@@ -126,7 +138,7 @@ async def _events(
         yield _sse("error", {"error": {"code": "internal_error", "message": "internal error; the server log has the details"}})
 
 
-async def _written(bot: Assistant, question: str, hits, timings) -> AsyncIterator[bytes]:
+async def _written(bot: Assistant, question: str, hits, timings, finish) -> AsyncIterator[bytes]:
     """An LLM writer's text as ``token`` events while it streams, then the verified ``answer``.
 
     Tokens are the model's raw text (unverified); the ``answer`` event carries the checked
@@ -145,7 +157,7 @@ async def _written(bot: Assistant, question: str, hits, timings) -> AsyncIterato
             yield _sse("token", {"text": getter.result()})
         else:
             getter.cancel()
-    answer = task.result()
+    answer = await finish(task.result())
     yield _sse("answer", answer.model_dump(mode="json"))
 
 
@@ -170,6 +182,10 @@ async def ask_stream(bot: AssistantDep, settings: SettingsDep, req: AskQueryDep,
         question = bot.validate(question)
     except QuestionError as exc:
         raise APIError(422, "invalid_question", str(exc)) from None
+    try:  # the conversation is found before the first byte, so a broken store is a plain 503
+        turn = await run_in_threadpool(bot.begin, question, req.conversation_id or True)
+    except (sqlite3.Error, OSError) as exc:
+        raise conversations_unavailable(exc) from None
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"}
-    events = _events(bot, question, top_k, method, collection, getattr(holder, "questions", None))
+    events = _events(bot, question, top_k, method, collection, getattr(holder, "questions", None), turn)
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)

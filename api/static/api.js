@@ -88,13 +88,14 @@ function parseEvent(block) {
 }
 
 /**
- * Ask a question over /ask/stream. Calls onProgress({stage, passages}) as the server works,
- * onToken(text) for each piece of an LLM-written answer as it streams (unverified), and
- * resolves with the Answer JSON (see qa.models.Answer).
+ * Ask a question over /ask/stream (in the conversation `conversationId`, when given). Calls
+ * onProgress({stage, passages, searched}) as the server works, onToken(text) for each piece of an
+ * LLM-written answer as it streams (unverified), and resolves with the Answer JSON (see qa.models.Answer).
  */
-export async function askStream(question, { onProgress, onToken, signal, topK } = {}) {
+export async function askStream(question, { onProgress, onToken, signal, topK, conversationId } = {}) {
   const params = new URLSearchParams({ q: question });
   if (topK) params.set("top_k", String(topK));
+  if (conversationId) params.set("conversation_id", conversationId);
   const res = await send(`/ask/stream?${params}`, "text/event-stream", signal);
   const reader = res.body.getReader();
   const decoder = new TextDecoder();

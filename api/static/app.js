@@ -21,8 +21,60 @@ let busy = false;
 let opener = null; // the marker that opened the passage panel, to return focus to
 let afterKey = null; // what to do once a key has been entered
 
+// --- the conversation, kept in this tab (sessionStorage): its id and the turns shown -------------
+// Follow-ups ("它怎么删除？") are resolved by the server against the earlier turns of
+// `conversation.id`; a reload shows the same turns and continues the same conversation.
+const CONVERSATION_KEY = "qa.conversation";
+const MAX_KEPT_TURNS = 20;
+
+function loadConversation() {
+  try {
+    const c = JSON.parse(sessionStorage.getItem(CONVERSATION_KEY) || "null");
+    if (c && Array.isArray(c.turns)) return { id: typeof c.id === "string" ? c.id : null, turns: c.turns };
+  } catch { /* storage disabled or a corrupt entry: start afresh */ }
+  return { id: null, turns: [] };
+}
+
+function saveConversation() {
+  conversation.turns = conversation.turns.slice(-MAX_KEPT_TURNS);
+  for (;;) {
+    try {
+      sessionStorage.setItem(CONVERSATION_KEY, JSON.stringify(conversation));
+      return;
+    } catch {
+      if (!conversation.turns.length) return; // storage unavailable: the conversation lasts this page only
+      conversation.turns.shift(); // over quota: drop the oldest turn and try again
+    }
+  }
+}
+
+let conversation = loadConversation();
+
+function showTurn(question, answer) {
+  turns.append(renderQuestion(question));
+  const li = renderAnswer(answer);
+  answers.set(li, answer);
+  turns.append(li);
+  return li;
+}
+
+function newConversation() {
+  if (busy) return;
+  conversation = { id: null, turns: [] };
+  saveConversation();
+  if (!passage.hidden) closePassage();
+  turns.replaceChildren();
+  $("welcome").hidden = false;
+  $("new-conversation").hidden = true;
+  box.focus();
+}
+
 applyStatic();
 $("open-key").hidden = !getKey();
+for (const turn of conversation.turns) if (turn && turn.q && turn.answer) showTurn(turn.q, turn.answer);
+if (conversation.turns.length) $("welcome").hidden = true;
+$("new-conversation").hidden = !conversation.turns.length;
+$("new-conversation").addEventListener("click", newConversation);
 loadSummary();
 
 // Enter sends, Shift+Enter is a new line; Enter that confirms an IME composition (pinyin) does not send.
@@ -56,13 +108,21 @@ async function ask(question, { repeat = false } = {}) {
   scrollIntoView(pending);
   try {
     const answer = await askStream(question, {
-      onProgress: (p) => setStatus(pending, p.stage === "composing" ? t("composing", { n: p.passages ?? 0 }) : t("searching")),
+      conversationId: conversation.id,
+      onProgress: (p) => setStatus(pending, p.stage === "composing" ? t("composing", { n: p.passages ?? 0 })
+        : p.searched ? t("searched", { q: p.searched }) : t("searching")),
       onToken: (text) => appendDraft(pending, text),
     });
     const li = renderAnswer(answer);
     answers.set(li, answer);
     pending.replaceWith(li);
     scrollIntoView(li);
+    if (answer.conversation_id) {
+      conversation.id = answer.conversation_id;
+      conversation.turns.push({ q: question, answer });
+      saveConversation();
+      $("new-conversation").hidden = false;
+    }
   } catch (err) {
     const li = errorCard(err);
     retries.set(li, () => { li.remove(); ask(question, { repeat: true }); });

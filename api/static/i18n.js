@@ -69,6 +69,10 @@ const STRINGS = {
     voteDown: "Not helpful",
     voteThanks: "Thanks, noted.",
     voteFailed: "Your vote was not recorded: {msg}",
+    newConversation: "New conversation",
+    newConversationHint: "Start over: the next question does not continue the earlier ones",
+    searched: "Searched: {q}",
+    conversationRestarted: "The earlier conversation had expired; this question started a new one.",
   },
   zh: {
     title: "文章问答",
@@ -137,6 +141,10 @@ const STRINGS = {
     voteDown: "没有帮助",
     voteThanks: "谢谢，已记录。",
     voteFailed: "评价没有记录下来：{msg}",
+    newConversation: "新对话",
+    newConversationHint: "重新开始：下一个问题不再接着前面的对话",
+    searched: "检索：{q}",
+    conversationRestarted: "之前的对话已过期，这个问题开始了新的对话。",
   },
 };
 
@@ -164,6 +172,7 @@ export function applyStatic(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
   for (const el of root.querySelectorAll("[data-i18n-aria-label]")) el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
+  for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
 }
 
 /** A date in the page's language, from Unix seconds. */

@@ -182,6 +182,14 @@ export function setVote(bar, vote, message) {
 export function renderAnswer(answer) {
   const meta = el("p", { class: "meta" },
     t("confidence", { p: Math.round((answer.confidence || 0) * 100) }), " · ", t("took", { ms: Math.round(answer.took_ms || 0) }));
+  const card = renderAnswerCard(answer, meta);
+  // a follow-up was searched with the earlier topic: say what was searched, above the answer
+  if (answer.searched) card.querySelector(".bubble").prepend(el("p", { class: "searched" }, t("searched", { q: answer.searched })));
+  if (answer.conversation?.restarted) card.querySelector(".bubble").prepend(el("p", { class: "searched" }, t("conversationRestarted")));
+  return card;
+}
+
+function renderAnswerCard(answer, meta) {
   if (answer.abstained) {
     return el("li", { class: "turn assistant abstained" },
       el("div", { class: "bubble" },
