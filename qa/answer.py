@@ -26,7 +26,7 @@ from qa.questions import (
     is_stub_text,
     question_type,
 )
-from qa.retrieval import Hit, Query
+from qa.retrieval import Hit, Query, coverage
 from qa.units import Unit, display, split_units
 
 NOT_COVERED = "文章中没有找到这个问题的答案（The articles do not cover this question）。"
@@ -57,7 +57,9 @@ QUESTION_FACTOR = 0.3  # "怎么用呢？": an article's own questions lead on, 
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
 CUE_WEIGHT = {"definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6, "fact": 0.0}
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
+STUB_MIN_COVERAGE = 0.35  # share of the question's words a stub's headings must hold
 CLAUSE_RE = re.compile(r"[，,；;、]")
+END_PUNCT_RE = re.compile(r"[。！？；.!?;：:，,、]\s*$")
 
 
 @dataclass
@@ -71,22 +73,27 @@ class Candidate:
 def stub_hit(query: Query, hits: list[Hit], usable: list[bool] | None = None, depth: int = 5) -> int | None:
     """The index of a stub section that is the best match for the question, if any.
 
-    A stub (a heading over "待补充。。。") wins when its title and headings cover more of the
-    question's words than any written passage covers with its own text: then the honest
+    A stub (a heading over "待补充。。。") is *about* the question when its title and headings
+    cover the question's words: it wins when no written passage covers them as well, either
+    with its own text or with a heading that is about the question too.  Then the honest
     answer is "that section is not written yet", not sentences borrowed from elsewhere."""
-    stubs, written = [], 0.0
+    stubs, written, written_head = [], 0.0, 0.0
     for i, h in enumerate(hits[:depth]):
-        if usable is not None and not usable[i]:
-            continue
         if h.chunk.is_stub or is_stub_text(h.chunk.text):
             stubs.append(i)
-        else:
+        elif usable is None or usable[i]:
             written = max(written, h.coverage)
+            written_head = max(written_head, coverage(query, f"{h.chunk.title} {h.chunk.heading}"))
     if not stubs:
         return None
-    best = max(stubs, key=lambda i: (hits[i].coverage, -i))
-    cov = hits[best].coverage
-    return best if cov >= 0.5 and (cov > written + 0.1 or best == 0 and cov >= written) else None
+    head = {i: coverage(query, f"{hits[i].chunk.title} {hits[i].chunk.heading}") for i in stubs}
+    best = max(stubs, key=lambda i: (head[i], -i))
+    cov = head[best]
+    if cov < STUB_MIN_COVERAGE:
+        return None
+    if cov > written + 0.15 or cov >= written and cov > written_head + 0.2 or best == 0 and cov >= written:
+        return best
+    return None
 
 
 def stub_answer(hits: list[Hit], i: int) -> tuple[str, dict[int, list[list[int]]]]:
@@ -247,6 +254,8 @@ def compose(
             break
         if is_meta_sentence(c.unit.text) or c.unit.kind == "code" and question_type(query.text) != "how":
             continue
+        if not complete(c):
+            continue
         grp = [x for x in group(c) if (x.hit, x.index) not in taken]
         length = sum(len(_shown(x.unit)) for x in grp)
         if used + length > budget:
@@ -260,17 +269,25 @@ def compose(
 
     parts: list[str] = []
     highlights: dict[int, list[list[int]]] = {}
+    kinds: list[bool] = []  # whether each part is a list item (or table row)
     for i, (c, u) in enumerate(chosen):
         parts.append(_shown(u))
+        kinds.append(u.kind in ("item", "row"))
         highlights.setdefault(c.hit, []).extend([a, b] for a, b in u.spans)
         nxt = chosen[i + 1][0] if i + 1 < len(chosen) else None
         if nxt is None or nxt.hit != c.hit:
             parts.append(f"[{c.hit + 1}]")
+            kinds.append(False)
     for spans in highlights.values():
         spans.sort()
     text = ""
-    for p in parts:
-        if text and not p.startswith(("[", "\n")) and text[-1].isascii() and p[0].isascii() and not text.endswith("\n"):
+    prev_item = False
+    for p, is_item in zip(parts, kinds):
+        if prev_item and not p.startswith("[") and not END_PUNCT_RE.search(text):
+            text += "；"  # list items quoted one after another stay apart
+        elif text and not p.startswith(("[", "\n")) and text[-1].isascii() and p[0].isascii() and not text.endswith("\n"):
             text += " "
         text += p
+        if not p.startswith("["):
+            prev_item = is_item
     return text.strip(), highlights

@@ -243,7 +243,16 @@ class Assistant:
                 )
                 text, highlights = written.text, written.highlights
                 timings.llm_ms = written.llm_ms
-            for i, h in enumerate(hits):
+                if not text.strip():
+                    # nothing quotable in the usable passages (only a stub, or links): never an
+                    # empty "answer" — the stub section if there is one, else not covered
+                    stub = next((i for i, h in enumerate(hits[:5]) if h.chunk.is_stub), None)
+                    if stub is not None:
+                        status = "stub"
+                        text, highlights = stub_answer(hits, stub)
+                    else:
+                        abstained, status, text, highlights, written = True, "not_covered", NOT_COVERED, {}, None
+            for i, h in enumerate(hits if not abstained else []):
                 citations.append(self._citation(i + 1, h, highlights.get(i, [])))
         timings.compose_ms = (time.perf_counter() - tc) * 1000
         return Answer(

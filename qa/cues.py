@@ -40,6 +40,11 @@ _REFERENCE = re.compile(
     r"(?:[<《(（\[]*\s*https?://\S+|\S{1,40}\s+<*https?://\S+)\s*[>》)）\]]*[。.]?\s*$",
     re.I,
 )
+# "详细说明参见集群故障诊断。", "详请参考 taint & toleration。": a pointer elsewhere, not an answer.
+_POINTER = re.compile(
+    _LEAD + r"(?:详细|具体|更多)(?:的)?(?:说明|信息|内容|细节|介绍|步骤|用法|配置)?(?:请)?(?:参见|参考|参阅|见|查看)"
+    r"|" + _LEAD + r"详(?:情|见|请)(?:参见|参考|参阅|见)?"
+)
 _BARE_URL = re.compile(r"^\s*<*https?://\S+>*\s*$")
 # A link with only its title ("k8s 和 Docker 关系简单说明 <https://…>"), as in a 参考资料 list.
 _TITLED_LINK = re.compile(r"^[^。！？，,；;\n]{1,40}?\s*[:：]?\s*[<《(（\[]*\s*https?://\S+\s*[>》)）\]]*\s*$")
@@ -78,7 +83,7 @@ def is_meta_sentence(text: str) -> bool:
     if not s:
         return False
     return bool(
-        _PREFACE.match(s) or _REFERENCE.match(s) or _BARE_URL.match(s) or _TITLED_LINK.match(s)
+        _PREFACE.match(s) or _REFERENCE.match(s) or _POINTER.match(s) or _BARE_URL.match(s) or _TITLED_LINK.match(s)
         or _CAPTION.match(s) or _TOC.match(s)
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from qa.chunks import FENCE_RE, HEADING_RE, LIST_RE, split_sentences
+from qa.chunks import HEADING_RE, LIST_RE, split_sentences
 
 DIAGRAM_LANGS = frozenset("mermaid plantuml puml uml dot graphviz flow flowchart sequence seq mermaidjs ditaa".split())
 OUTPUT_LANGS = frozenset("text txt output console-output log plaintext stdout".split())
@@ -22,6 +22,8 @@ DIAGRAM_START_RE = re.compile(
     r"journey|gitGraph|mindmap|subgraph\b|@startuml|digraph\b|st=>|op=>)",
     re.I,
 )
+# a fence at any indentation: code under a list item is indented like the item's text
+FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})")
 TABLE_LINE_RE = re.compile(r"^\s*\|")
 TABLE_SEP_RE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
 BULLET_RE = re.compile(r"^[ \t]*[-*+][ \t]+")
