@@ -73,7 +73,7 @@ def test_control_characters_in_file_names_are_escaped(tmp_path):
     (corpus / "good.md").write_text("# 好文章\n\n内容足够长的一段正文，说明缓存的过期时间是三十分钟。\n", encoding="utf-8")
     (corpus / "evil\x1b[31mred.md").write_bytes(b"\x00\x01binary")
     (corpus / "x.md\n  skipped forged.md").write_bytes(b"\x00\x01binary")
-    r = qa("ingest", str(corpus), "--index", str(tmp_path / "index"))
+    r = qa("ingest", str(corpus), "--index", str(tmp_path / "index"), "--verbose")  # lists every skipped file
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout + r.stderr
     assert "evil\\x1b[31mred.md" in r.stdout and "x.md\\n  skipped forged.md" in r.stdout
