@@ -208,7 +208,15 @@ def compose(
     by_pos = {(c.hit, c.index): c for c in cands}
 
     def group(c: Candidate) -> list[Candidate]:
-        return [c] + [by_pos[(c.hit, k)] for k in c.unit.follows if (c.hit, k) in by_pos]
+        """A unit and what it introduces; an introduced unit that itself ends in "：" without
+        its own continuation (a step whose long command is not quotable) ends the group."""
+        out = [c]
+        for k in c.unit.follows:
+            f = by_pos.get((c.hit, k))
+            if f is None or f.unit.lead_in and not any((c.hit, j) in by_pos for j in f.unit.follows):
+                break
+            out.append(f)
+        return out
 
     def complete(c: Candidate) -> bool:
         """A unit ending in "：" is only quoted with at least the first thing it introduces."""
@@ -283,11 +291,10 @@ def compose(
     text = ""
     prev_item = False
     for p, is_item in zip(parts, kinds):
-        if prev_item and not p.startswith("[") and not END_PUNCT_RE.search(text):
-            text += "；"  # list items quoted one after another stay apart
+        if prev_item and not p.startswith(("[", "\n")) and not END_PUNCT_RE.search(text):
+            text += "；" if is_item else "。"  # list items quoted one after another stay apart
         elif text and not p.startswith(("[", "\n")) and text[-1].isascii() and p[0].isascii() and not text.endswith("\n"):
             text += " "
         text += p
-        if not p.startswith("["):
-            prev_item = is_item
+        prev_item = is_item
     return text.strip(), highlights
