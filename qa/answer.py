@@ -216,6 +216,8 @@ def compose(
             if f is None or f.unit.lead_in and not any((c.hit, j) in by_pos for j in f.unit.follows):
                 break
             out.append(f)
+            if f.unit.lead_in:  # "1. 在 Cluster 对象中设置：" brings the command it introduces
+                out.extend(by_pos[(c.hit, j)] for j in f.unit.follows if (c.hit, j) in by_pos and by_pos[(c.hit, j)] not in out)
         return out
 
     def complete(c: Candidate) -> bool:
