@@ -162,6 +162,8 @@ function writerNote(answer) {
   if (answer.writer === "llm") return t("llmWritten", { p: Math.round((answer.verified_share ?? 1) * 100) });
   if (answer.writer_fallback_reason) return t("llmFallback", { reason: answer.writer_fallback_reason });
   return null;
+}
+
 /** 👍/👎 under an answer: two toggle buttons (aria-pressed) and a polite status line. */
 function voteBar(answer) {
   if (!answer.answer_id) return null;
