@@ -265,6 +265,8 @@ def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, u
             for w in doc.warnings:
                 report.warnings.append({"path": rel, "warning": w})
             if build is None:
+                if bar:
+                    bar.message(f"loading the embedding model ({settings.model})")
                 build = _Build(index_dir, settings, full, prev_name, use_cache)
             new_passages += _add_document(build, doc, old, root, collection, cfg, report)
             (report.changed if old else report.added).append(rel)
