@@ -254,6 +254,19 @@ def serve(
     # INDEX/server.json lets `qa ask` on this machine send its questions here
     local_host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
     write_server_file(settings.index_dir, f"http://{local_host}:{at}")
+
+    def on_term(signum, frame):
+        # uvicorn shuts down gracefully, then re-raises the signal it caught, which would end
+        # the process before any `finally`: remove the file here, then die of the signal as usual
+        import signal
+
+        remove_server_file(settings.index_dir)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    import signal
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         uvicorn.run(
             "api.main:create_app", factory=True, host=bind, port=at,
