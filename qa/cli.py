@@ -170,9 +170,6 @@ def ask(
     When a `qa serve` for the same index is running (it writes INDEX/server.json) or
     QA_SERVER_URL is set, the question is sent to it: no model or index load here.
     """
-    from qa.assistant import Assistant, QuestionError
-    from qa.store import IndexMismatch, IndexNotFound
-
     settings = _settings(index, model)
     ans = None
     if not local and model is None:
@@ -180,6 +177,10 @@ def ask(
     elif verbose:
         err.print("answering here: " + ("--local" if local else "--model given (a server answers with its own model)"))
     if ans is None:
+        # imported only here: a question sent to a server never loads numpy, FAISS or the model
+        from qa.assistant import Assistant, QuestionError
+        from qa.store import IndexMismatch, IndexNotFound
+
         try:
             bot = Assistant.open(settings=settings)
             ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
