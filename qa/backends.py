@@ -228,7 +228,7 @@ def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Ru
     onnx_file = ensure_exported(embedder.model, path, settings.cache_dir, int8=backend == "onnx-int8")
     if backend in ("onnx", "onnx-int8"):
         session = _ort_session(
-            onnx_file, threads, bool(getattr(settings, "onnx_spin", False)), bool(getattr(settings, "onnx_arena", False))
+            onnx_file, threads, bool(getattr(settings, "onnx_spin", False)), bool(getattr(settings, "onnx_arena", True))
         )
 
         def run(ids, mask):
@@ -338,16 +338,38 @@ class LeanRunner(Runner):
         self.dim = cfg.dim
 
 
-def _ort_session(onnx_file: Path, threads: int, spin: bool = False, arena: bool = False):
+_SHARED_ARENA: bool | None = None
+
+
+def _shared_arena(ort) -> bool:
+    """One CPU arena for every session of the process that grows by exactly what a run asks
+    for (kSameAsRequested), not by the next power of two as ONNX Runtime's default does, so
+    its size follows the largest batch instead of up to twice that; registered once."""
+    global _SHARED_ARENA
+    if _SHARED_ARENA is None:
+        try:
+            cfg = ort.OrtArenaCfg(0, 1, -1, -1)  # no cap, kSameAsRequested, default chunk sizes
+            info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+            ort.create_and_register_allocator(info, cfg)
+            _SHARED_ARENA = True
+        except Exception as exc:  # an older ONNX Runtime: its default arena
+            log.debug("no shared ONNX Runtime arena: %s", exc)
+            _SHARED_ARENA = False
+    return _SHARED_ARENA
+
+
+def _ort_session(onnx_file: Path, threads: int, spin: bool = False, arena: bool = True):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    # ONNX Runtime's CPU arena keeps the largest buffers it ever needed (a batch of long
-    # passages: hundreds of MB of attention scores) and never gives them back; without it
-    # each run's buffers return to malloc, so the peak follows the current batch only.
-    # Memory patterns pre-plan buffers per input shape, which varies with every batch here.
+    # Memory: the token budget per batch (qa.embeddings.token_batches) bounds what one run
+    # needs; the arena then grows by exactly that (_shared_arena).  Without an arena
+    # (QA_ONNX_ARENA=false) buffers go back to malloc after each run, which measured about
+    # half as fast here for no lower peak (bench/results/ingest_product.json).
     opts.enable_cpu_mem_arena = arena
     opts.enable_mem_pattern = arena
+    if arena and _shared_arena(ort):
+        opts.add_session_config_entry("session.use_env_allocators", "1")
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
@@ -359,7 +381,7 @@ def _ort_session(onnx_file: Path, threads: int, spin: bool = False, arena: bool 
 
 
 def load_lean(
-    path: str, cache_dir: Path, backend: str, threads: int, spin: bool = False, arena: bool = False
+    path: str, cache_dir: Path, backend: str, threads: int, spin: bool = False, arena: bool = True
 ) -> LeanRunner | None:
     """An ONNX Runtime runner for an already exported local folder, or None (load it the slow way)."""
     if backend not in ("onnx", "onnx-int8") or not Path(path).is_dir():

@@ -312,6 +312,8 @@ def _code_units(body, spans, i, j, hard_limit, kind, opener: str = "") -> list[_
     if b - a <= hard_limit:
         return [_Unit(a, b, kind, hard_break=True, alone=kind == "diagram", opener=opener)]
     units, s = [], a
+    if opener:  # each piece is shown re-fenced: leave room for the fence lines
+        hard_limit -= len(opener) + 8
     for k in range(i, j + 1):
         la, lb = spans[k]
         # never a passage of only the opening or only the closing fence line: they stay with

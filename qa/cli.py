@@ -191,10 +191,6 @@ def ask(
     When a `qa serve` for the same index is running (it writes INDEX/server.json) or
     QA_SERVER_URL is set, the question is sent to it: no model or index load here.
     """
-    from qa.assistant import Assistant, QuestionError
-    from qa.store import IndexMismatch, IndexNotFound
-    from qa.vectors.base import StoreUnavailable
-
     settings = _settings(index, model)
     ans = None
     if not local and model is None:
@@ -202,6 +198,11 @@ def ask(
     elif verbose:
         err.print("answering here: " + ("--local" if local else "--model given (a server answers with its own model)"))
     if ans is None:
+        # imported only here: a question sent to a server never loads numpy, FAISS or the model
+        from qa.assistant import Assistant, QuestionError
+        from qa.store import IndexMismatch, IndexNotFound
+        from qa.vectors.base import StoreUnavailable
+
         try:
             bot = Assistant.open(settings=settings)
             ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
@@ -375,6 +376,19 @@ def serve(
     # INDEX/server.json lets `qa ask` on this machine send its questions here
     local_host = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
     write_server_file(settings.index_dir, f"http://{local_host}:{at}")
+
+    def on_term(signum, frame):
+        # uvicorn shuts down gracefully, then re-raises the signal it caught, which would end
+        # the process before any `finally`: remove the file here, then die of the signal as usual
+        import signal
+
+        remove_server_file(settings.index_dir)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    import signal
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         # header size and time limits, X-Forwarded-For only from QA_TRUSTED_PROXIES (api/server.py)
         uvicorn.run(

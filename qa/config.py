@@ -44,12 +44,12 @@ class Settings(BaseSettings):
     )
     batch_size: int = 32
     embed_max_tokens: int = Field(
-        8192, ge=0, description="most padded tokens per embedding batch (rows x longest row); bounds "
+        4096, ge=0, description="most padded tokens per embedding batch (rows x longest row); bounds "
         "memory when passages are long; 0 = batch by count only (docs/ingest.md)",
     )
     onnx_arena: bool = Field(
-        False, description="keep ONNX Runtime's CPU memory arena: it never returns the largest buffers it "
-        "allocated, so peak memory stays at the largest batch ever run (docs/ingest.md)",
+        True, description="ONNX Runtime's CPU memory arena, growing by exactly what a batch needs; false: "
+        "no arena (buffers freed after every batch; measured slower, no lower peak; docs/ingest.md)",
     )
 
     # chunking

@@ -274,6 +274,8 @@ def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, u
             for w in doc.warnings:
                 report.warnings.append({"path": rel, "warning": w})
             if build is None:
+                if bar:
+                    bar.message(f"loading the embedding model ({settings.model})")
                 build = _Build(index_dir, settings, full, prev_name, use_cache)
             new_passages += _add_document(build, doc, old, root, collection, cfg, report)
             (report.changed if old else report.added).append(rel)
@@ -477,25 +479,27 @@ def _hard_cut(chunks: list, doc: Document, hard_limit: int, report: IngestReport
     line (``fence_open``/``fence_close``, shown around the slice), so no passage has an
     unbalanced fence.
     """
-    if all(c.end - c.start <= hard_limit for c in chunks):
+    if all(len(c.display_text) <= hard_limit for c in chunks):
         return chunks
     import dataclasses
 
     out = []
     for c in chunks:
-        if c.end - c.start <= hard_limit:
+        if len(c.display_text) <= hard_limit:
             out.append(dataclasses.replace(c, ord=len(out)))
             continue
-        pieces = range(c.start, c.end, hard_limit)
+        first = c.text.split("\n", 1)[0]
+        opener = c.fence_open or (first.strip() if FENCE_RE.match(first) else "")
+        # a re-fenced piece is shown with its fence lines: they count against the limit too
+        step = hard_limit - (len(opener) + 8 if opener and c.kind in ("code", "diagram") else 0)
+        pieces = range(c.start, c.end, step)
         report.warnings.append({
             "path": doc.path,
             "warning": f"passage of {c.end - c.start} characters (line {c.line_start}) cut into {len(pieces)} "
             f"pieces at the hard limit of {hard_limit}",
         })
-        first = c.text.split("\n", 1)[0]
-        opener = c.fence_open or (first.strip() if FENCE_RE.match(first) else "")
         for a in pieces:
-            b = min(a + hard_limit, c.end)
+            b = min(a + step, c.end)
             text = doc.body[a:b]
             if not text.strip():
                 continue

@@ -55,6 +55,9 @@ class Progress:
         self.embedded += n
         self.changed()
 
+    def message(self, text: str) -> None:
+        """A one-off step worth a line (loading the model takes seconds)."""
+
     def close(self) -> None:
         """Called once at the end (or on failure): stop timers, final line."""
 
@@ -122,6 +125,14 @@ class LineProgress(Progress):
         self._last_mark = -1
         super().start_embedding(total)
 
+    def message(self, text: str) -> None:
+        with self._lock:
+            try:
+                print(f"ingest: {text}", file=self.stream, flush=True)
+            except (OSError, ValueError):
+                pass
+            self._last_print = time.monotonic()
+
     def close(self) -> None:
         self._stop.set()
         if self.phase == "embedding" and self.embedded and self.embedded != self.to_embed:
@@ -155,6 +166,9 @@ class BarProgress(Progress):
             if self._embed is None:
                 self._embed = self._bar.add_task("embedding passages", total=self.to_embed, rate="")
             self._bar.update(self._embed, completed=self.embedded, rate=f"{self.rate():.1f}/s")
+
+    def message(self, text: str) -> None:
+        self._bar.console.print(text)
 
     def close(self) -> None:
         self._bar.stop()

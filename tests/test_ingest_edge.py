@@ -180,7 +180,8 @@ def test_over_long_lines_are_cut_at_the_hard_limit(edge):
     hard = ChunkerConfig().hard_limit
     lengths = [r[0] for r in _rows(index, "SELECT length(text) FROM chunks")]
     assert max(lengths) <= hard
-    assert "cut into 10 pieces at the hard limit of 1500" in _warning(report, "long-code.md")
+    # 11, not 10: each piece is re-fenced (```...```), and the fence lines count against the limit
+    assert "cut into 11 pieces at the hard limit of 1500" in _warning(report, "long-code.md")
     code = _rows(index, "SELECT c.start, c.end FROM chunks c JOIN documents d ON d.id=c.doc_id "
                         "WHERE d.path='long-code.md' ORDER BY c.ord")
     assert sum(b - a for a, b in code) >= 15_000  # nothing dropped: the pieces cover the whole line

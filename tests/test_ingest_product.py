@@ -186,17 +186,23 @@ def small_index(tmp_path) -> Path:
     return index
 
 
-def test_ask_goes_to_a_running_server(server, built_index):
-    """QA_SERVER_URL: the CLI sends the question to the running server (tests/conftest.py)."""
-    proc = run_cli("ask", "k8s 和 Docker 是什么关系？", "--index", str(built_index), "--json", "--verbose",
-                   env_extra={"QA_SERVER_URL": server.url})
-    assert proc.returncode == 0, proc.stderr
-    assert f"answered by the server at {server.url}" in proc.stderr
-    answer = json.loads(proc.stdout)
-    assert answer["citations"] and answer["citations"][0]["kind"] in ("text", "code", "table", "diagram")
-    # a bad question is the server's 422, reported as the CLI's usual error
-    proc = run_cli("ask", "   ", "--index", str(built_index), env_extra={"QA_SERVER_URL": server.url})
-    assert proc.returncode == 2 and "empty" in proc.stderr
+def test_ask_goes_to_a_running_server(small_index):
+    """QA_SERVER_URL: the CLI sends the question to a running server (tests/conftest.py)."""
+    from tests.conftest import start_server, stop_server
+
+    server = start_server(small_index, timeout=300)  # the shared 2-core machine can take minutes
+    try:
+        proc = run_cli("ask", "Helm 是什么？", "--index", str(small_index), "--json", "--verbose",
+                       env_extra={"QA_SERVER_URL": server.url})
+        assert proc.returncode == 0, proc.stderr
+        assert f"answered by the server at {server.url}" in proc.stderr
+        answer = json.loads(proc.stdout)
+        assert answer["citations"] and answer["citations"][0]["kind"] in ("text", "code", "table", "diagram")
+        # a bad question is the server's 422, reported as the CLI's usual error
+        proc = run_cli("ask", "   ", "--index", str(small_index), env_extra={"QA_SERVER_URL": server.url})
+        assert proc.returncode == 2 and "empty" in proc.stderr, proc.stderr
+    finally:
+        stop_server(server)
 
 
 def test_qa_serve_is_found_through_its_server_file_and_stale_files_are_ignored(small_index):
