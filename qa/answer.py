@@ -30,6 +30,7 @@ from qa.retrieval import Hit, Query, coverage
 from qa.units import Unit, display, split_units
 
 NOT_COVERED = "文章中没有找到这个问题的答案（The articles do not cover this question）。"
+SEE_SOURCE = "答案在引用的{what}中，请看出处（The answer is in the cited {what_en}）。"
 STUB_ANSWER = "文章中有这一节，但还没有写完（The article has this section, but it is not written yet）：{section}。"
 # calibrated on CMRC 2018 dev (answerable) vs XQuAD zh questions against a CMRC index
 # (unanswerable); see bench/quality.py.  Weights for a logistic model of relevance.
@@ -94,6 +95,15 @@ def stub_hit(query: Query, hits: list[Hit], usable: list[bool] | None = None, de
     if cov > written + 0.15 or cov >= written and cov > written_head + 0.2 or best == 0 and cov >= written:
         return best
     return None
+
+
+def see_source_answer(hits: list[Hit]) -> tuple[str, dict[int, list[list[int]]]] | None:
+    """When the best passage is a diagram, a long code block or a table that cannot be quoted as
+    prose, point at it instead of composing nothing (or borrowing sentences from elsewhere)."""
+    what = {"diagram": ("图", "diagram"), "code": ("代码", "code"), "table": ("表格", "table")}.get(hits[0].chunk.kind) if hits else None
+    if what is None:
+        return None
+    return SEE_SOURCE.format(what=what[0], what_en=what[1]) + "[1]", {}
 
 
 def stub_answer(hits: list[Hit], i: int) -> tuple[str, dict[int, list[list[int]]]]:

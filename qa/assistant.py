@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from qa import lexical
-from qa.answer import NOT_COVERED, confidence, stub_answer, stub_hit
+from qa.answer import NOT_COVERED, confidence, see_source_answer, stub_answer, stub_hit
 from qa.config import Settings, get_settings
 from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
 from qa.models import Answer, Citation, ConversationInfo, IndexInfo, Scores, Timings
@@ -247,9 +247,12 @@ class Assistant:
                     # nothing quotable in the usable passages (only a stub, or links): never an
                     # empty "answer" — the stub section if there is one, else not covered
                     stub = next((i for i, h in enumerate(hits[:5]) if h.chunk.is_stub), None)
+                    pointer = see_source_answer(hits)
                     if stub is not None:
                         status = "stub"
                         text, highlights = stub_answer(hits, stub)
+                    elif pointer is not None:
+                        text, highlights = pointer
                     else:
                         abstained, status, text, highlights, written = True, "not_covered", NOT_COVERED, {}, None
             for i, h in enumerate(hits if not abstained else []):
