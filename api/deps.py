@@ -23,7 +23,7 @@ from pydantic import BeforeValidator
 
 from api.batching import BatchingEmbedder
 from api.errors import APIError
-from api.schemas import AskRequest
+from api.schemas import CONVERSATION_ID_PATTERN, AskRequest
 from qa.assistant import Assistant
 from qa.config import Settings
 from qa.store import IndexMismatch, IndexNotFound, generation_number
@@ -254,7 +254,8 @@ async def ask_query(
     top_k: Annotated[int, Query(ge=1, le=50, description="How many passages to cite."), BeforeValidator(_digits)] = 5,
     collection: Annotated[str | None, Query(max_length=200, description="Only search this collection.")] = None,
     method: Literal["hybrid", "dense", "lexical"] = "hybrid",
-    conversation_id: Annotated[str | None, Query(max_length=64, description="Continue this conversation.")] = None,
+    conversation_id: Annotated[str | None, Query(max_length=64, description="Continue this conversation.",
+                                                 json_schema_extra={"pattern": CONVERSATION_ID_PATTERN})] = None,
 ) -> AskRequest:
     """GET /ask and /ask/stream take POST /ask's body as query parameters, with the same checks."""
     from qa.conversations import BadConversationId, check_id

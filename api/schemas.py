@@ -14,6 +14,9 @@ def _json_integer(value: object) -> object:
     return value
 
 
+CONVERSATION_ID_PATTERN = r"^(cv_[A-Za-z0-9_-]{24})?$"
+
+
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"question": "k8s 和 Docker 是什么关系？", "top_k": 3}]})
 
@@ -25,6 +28,9 @@ class AskRequest(BaseModel):
     method: Literal["hybrid", "dense", "lexical"] = "hybrid"
     conversation_id: str | None = Field(
         None, max_length=64,
+        # the form is published (clients and fuzzers send ids of it); the validator below says
+        # what is wrong with any other
+        json_schema_extra={"pattern": CONVERSATION_ID_PATTERN},
         description="Continue this conversation (from an earlier answer's conversation_id): follow-up "
         "questions such as '它怎么删除？' are searched with the earlier topic. Omit it to start one.",
     )
