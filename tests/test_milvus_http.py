@@ -64,7 +64,12 @@ def test_two_replicas_answer_from_one_milvus(setup):
     assert ready[0]["generation"] == ready[1]["generation"] == answers[0]["index"]["generation"]
     stats = httpx.get(servers[0].url + "/stats", timeout=10).json()
     assert stats["chunks"] > 0 and {d["path"] for d in stats["documents_list"]} >= {"ops/helm-basics.md"}
-    assert not any((work / f"replica-{i}").exists() for i in range(2))
+    # no index files on a replica: at most its own state (conversations, question log)
+    for i in range(2):
+        local = work / f"replica-{i}"
+        files = {p.name for p in local.rglob("*") if p.is_file()} if local.exists() else set()
+        assert not any(n == "CURRENT" or n.endswith((".faiss", "qa.sqlite")) for n in files), files
+        assert {n.split(".sqlite")[0] for n in files} <= {"conversations", "questions"}, files
 
 
 def test_a_new_generation_is_switched_in_under_a_stream_of_questions(setup):
