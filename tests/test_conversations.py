@@ -144,6 +144,7 @@ def test_conversation_by_id_and_bad_id(assistant):
     assert expired.conversation.restarted and expired.conversation.notice
 
 
+@pytest.mark.model
 def test_conversations_survive_a_re_ingest(tmp_path, corpus_dir):
     from qa.assistant import Assistant
     from qa.ingest import ingest

@@ -131,6 +131,7 @@ def test_zh_tech_corpus_has_no_garbage_passages():
     assert bad == []
 
 
+@pytest.mark.model
 def test_kind_reaches_the_citation(tmp_path):
     """End to end with the real model: a question about a diagram's label finds the diagram,
     cited with kind 'diagram' and its source intact; a cut code block is cited re-fenced."""

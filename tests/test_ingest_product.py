@@ -23,6 +23,8 @@ from qa.embeddings import token_batches
 from qa.ingest import ingest
 from tests.conftest import FIXTURES, ROOT, make_settings
 
+pytestmark = [pytest.mark.model]  # real ingests, subprocesses and a real qa serve
+
 
 def isolated_cache(tmp_path: Path) -> Path:
     """A QA_CACHE_DIR of its own (empty embedding cache) that reuses the materialised model

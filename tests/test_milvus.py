@@ -89,6 +89,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @needs_milvus
+@pytest.mark.model
 def test_embedded_db_ingest_then_answer_from_milvus_alone(tmp_path, corpus):
     from qa.assistant import Assistant
     from qa.ingest import ingest
