@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import FIXTURES, ROOT, free_port, make_settings
 from tests.milvus_peer import MilvusLiteServer, milvus_env, milvus_settings, needs_milvus
 
+pytestmark = [pytest.mark.server]  # milvus-lite servers on 127.0.0.1
+
 QA = [sys.executable, "-m", "qa.cli"]
 
 

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import FIXTURES, free_port, start_server, stop_server
 from tests.milvus_peer import MilvusLiteServer, milvus_env, milvus_settings, needs_milvus
 
-pytestmark = needs_milvus
+pytestmark = [needs_milvus, pytest.mark.model, pytest.mark.server]  # milvus-lite and qa serve on 127.0.0.1
 ALIAS = "http_qa"
 
 
