@@ -339,6 +339,7 @@ url: https://wiki.example.com/cert
 """
 
 
+@pytest.mark.model
 def test_citation_urls_are_http_only_and_titles_stay_text(tmp_path):
     from api.main import create_app
     from qa.ingest import ingest
