@@ -6,24 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_web_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, Page
-
-
-@pytest.fixture(scope="module")
-def sync_api():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: `make install-test` installs Debian's chromium")
-    api = pytest.importorskip("playwright.sync_api", reason="playwright is missing")
-    api.expect.set_options(timeout=30_000)
-    return api
-
-
-@pytest.fixture(scope="module")
-def browser(sync_api):
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+from tests.test_web_browser import DESKTOP, Page, browser, sync_api  # noqa: F401  (fixtures)
 
 
 def test_three_turn_dialogue_survives_a_reload_and_new_conversation_starts_fresh(server, browser, sync_api, tmp_path):

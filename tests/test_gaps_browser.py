@@ -16,27 +16,12 @@ import httpx
 import pytest
 
 from tests.conftest import start_server, stop_server
-from tests.test_web_browser import CHROMIUM_ARGS, DESKTOP, Page, _playwright_or_skip, CHROMIUM
+from tests.test_web_browser import DESKTOP, Page, browser, sync_api  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.model, pytest.mark.server, pytest.mark.browser]
 KEY = "admin-browser-key"
 HOSTILE_Q = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> Kafka 消息积压怎么处理？'
 HOSTILE_COMMENT = '"><svg onload="window.__pwned=3"></svg> 没有这篇文章'
-
-
-@pytest.fixture(scope="module")
-def sync_api():
-    api = _playwright_or_skip()
-    api.expect.set_options(timeout=30_000)
-    return api
-
-
-@pytest.fixture(scope="module")
-def browser(sync_api):
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
