@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         4096, ge=0, description="most padded tokens per embedding batch (rows x longest row); bounds "
         "memory when passages are long; 0 = batch by count only (docs/ingest.md)",
     )
+    cache_flush_seconds: float = Field(
+        2.0, ge=0, description="how often vectors being embedded are committed to the embedding cache; "
+        "a run killed mid-ingest loses at most this much work (0 = after every batch)",
+    )
     onnx_arena: bool = Field(
         True, description="ONNX Runtime's CPU memory arena, growing by exactly what a batch needs; false: "
         "no arena (buffers freed after every batch; measured slower, no lower peak; docs/ingest.md)",

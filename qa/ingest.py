@@ -155,6 +155,7 @@ class _Build:
     def __init__(self, index_dir: Path, settings: Settings, full: bool, prev_name: str | None, use_cache: bool):
         from qa.embeddings import get_embedder
 
+        self.settings = settings
         self.embedder = get_embedder(settings.model, settings)
         # int8 vectors are cached apart from float32 ones (QA_BACKEND, see qa.backends)
         self.vector_identity = getattr(self.embedder, "vector_identity", self.embedder.identity)
@@ -421,7 +422,7 @@ def _embed_pending(build: _Build, bar) -> int:
         bar.start_embedding(total)
     if not total:
         return 0
-    writer = CacheWriter(build.cache) if build.cache is not None else None
+    writer = CacheWriter(build.cache, interval=build.settings.cache_flush_seconds) if build.cache is not None else None
     done, last = 0, 0
     try:
         while True:

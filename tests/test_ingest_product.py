@@ -93,14 +93,17 @@ def test_progress_on_a_pipe_and_json_on_stdout(tmp_path):
 def test_sigkill_mid_embedding_resumes_from_the_cache(tmp_path):
     """Vectors reach the cache while the run is embedding; a run killed half-way and started
     again embeds only the passages the first one did not finish."""
+    n = 200  # enough that a fast machine is still embedding when the first rows are seen
     corpus = tmp_path / "corpus"
-    for i in range(40):
-        p = corpus / f"d{i // 10}" / f"note-{i:02d}.md"
+    for i in range(n):
+        p = corpus / f"d{i // 10}" / f"note-{i:03d}.md"
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(f"# 笔记 {i}\n\n第 {i} 号集群的节点 node-{i} 运行 {i * 3} 个 Pod，版本 v1.{i}。\n", encoding="utf-8")
     cache = isolated_cache(tmp_path)
     index = tmp_path / "index"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_CACHE_DIR": str(cache), "QA_BATCH_SIZE": "1"}
+    # one passage per batch, committed after every batch: the first row shows up long before the end
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QA_CACHE_DIR": str(cache), "QA_BATCH_SIZE": "1",
+           "QA_CACHE_FLUSH_SECONDS": "0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "ingest", str(corpus), "--index", str(index), "--json"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -118,16 +121,16 @@ def test_sigkill_mid_embedding_resumes_from_the_cache(tmp_path):
             if cached_at_kill:
                 proc.send_signal(signal.SIGKILL)
                 break
-        time.sleep(0.1)
+        time.sleep(0.005)
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL, "the first run finished before the cache had rows"
-    assert 0 < cached_at_kill < 40
+    assert 0 < cached_at_kill < n
     assert not (index / "CURRENT").exists()  # nothing was published by the killed run
 
     report = ingest(corpus, make_settings(index, cache_dir=cache))
-    assert report.published and report.chunks_total == 40
+    assert report.published and report.chunks_total == n
     assert report.chunks_cached >= cached_at_kill  # the killed run's vectors were kept
-    assert report.chunks_embedded == 40 - report.chunks_cached < 40
+    assert report.chunks_embedded == n - report.chunks_cached < n
     assert check_index(index)["ok"]
     assert not list(index.glob("gen-*.tmp*"))
 
