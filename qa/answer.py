@@ -30,6 +30,7 @@ from qa.retrieval import Hit, Query, coverage
 from qa.units import Unit, display, split_units
 
 NOT_COVERED = "文章中没有找到这个问题的答案（The articles do not cover this question）。"
+NOT_MENTIONED = "文章中没有提到 {names}，找不到这个问题的答案（The articles do not mention {names}）。"
 SEE_SOURCE = "答案在引用的{what}中，请看出处（The answer is in the cited {what_en}）。"
 STUB_ANSWER = "文章中有这一节，但还没有写完（The article has this section, but it is not written yet）：{section}。"
 # calibrated on CMRC 2018 dev (answerable) vs XQuAD zh questions against a CMRC index

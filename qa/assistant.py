@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 from qa import lexical
-from qa.answer import NOT_COVERED, confidence, see_source_answer, stub_answer, stub_hit
+from qa.answer import NOT_COVERED, NOT_MENTIONED, STUB_MIN_COVERAGE, confidence, see_source_answer, stub_answer, stub_hit
 from qa.config import Settings, get_settings
 from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
 from qa.models import Answer, Citation, ConversationInfo, IndexInfo, Scores, Timings
-from qa.retrieval import Hit, make_query, search
+from qa.questions import as_asked, mention_forms, named_terms
+from qa.retrieval import Hit, coverage, make_query, search
 from qa.store import IndexMismatch
 from qa.vectors.base import StoreUnavailable, VectorIndex
 from qa.vectors.factory import open_index
@@ -46,6 +47,8 @@ class Assistant:
         self._explicit_model = model
         self._lock = threading.Lock()
         self._last_check = 0.0
+        self._mention_cache: tuple[object, dict[str, bool]] = (None, {})
+        self._stub_cache: tuple[object, list] = (None, [])
         self._reader = self._open_reader()
         self.embedder: Embedder = get_embedder(self._reader.model, settings)
         lexical.warm()
@@ -225,14 +228,28 @@ class Assistant:
         tc = time.perf_counter()
         best = max((h.confidence for h in hits[:3]), default=0.0)
         abstained = best < self.settings.min_confidence
+        unmentioned = self.unmentioned(question)
+        abstained = abstained or bool(unmentioned)
         citations: list[Citation] = []
-        text = NOT_COVERED
+        text = NOT_MENTIONED.format(names="、".join(unmentioned)) if unmentioned else NOT_COVERED
         status = "not_covered" if abstained else "answered"
         written = None
         if not abstained:
             # only passages that are plausibly relevant may feed the answer
             usable = [h.confidence >= self.settings.min_confidence / 2 for h in hits]
-            stub = stub_hit(make_query(question), hits, usable)
+            query = make_query(question)
+            stub = stub_hit(query, hits, usable)
+            if stub is None and not any(h.chunk.is_stub for h in hits[:5]):
+                # a stub section ranked below the cited passages (its text is only "待补充"):
+                # the one whose headings are about the question is weighed against them
+                extra = self._best_stub(query)
+                if extra is not None:
+                    ranked = hits[:5] + [extra]
+                    if stub_hit(query, ranked, usable[:5] + [True], depth=len(ranked)) == len(ranked) - 1:
+                        at = next((i for i, h in enumerate(hits) if h.chunk.id == extra.chunk.id), None)
+                        if at is None:
+                            hits, at = hits + [extra], len(hits)
+                        stub = at
             if stub is not None:
                 # "not written yet" is decided from the passages, like "not covered": no writer
                 status = "stub"
@@ -264,12 +281,53 @@ class Assistant:
             abstained=abstained,
             status=status,
             confidence=round(best, 4),
+            unmentioned=unmentioned,
             citations=citations,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
             timings=timings,
             index=IndexInfo(generation=reader.generation, model=reader.model),
             **_writer_fields(written),
         )
+
+    def _best_stub(self, query) -> Hit | None:
+        """The stub section whose title and headings cover the question best (see
+        :func:`qa.answer.stub_hit`), from the generation's few stubs."""
+        reader = self.reader
+        key = getattr(reader, "generation", None)
+        if self._stub_cache[0] != key:
+            stub_ids = getattr(reader, "stub_ids", None)
+            rows = list(reader.chunks(stub_ids()[:2000]).values()) if stub_ids else []
+            self._stub_cache = (key, rows)
+        rows = self._stub_cache[1]
+        if not rows:
+            return None
+        cov = [coverage(query, f"{c.title} {c.heading}") for c in rows]
+        best = max(range(len(rows)), key=lambda i: (cov[i], -i))
+        if cov[best] < STUB_MIN_COVERAGE:
+            return None
+        return Hit(chunk=rows[best], fused=0.0, coverage=coverage(query, rows[best].text))
+
+    def unmentioned(self, question: str) -> list[str]:
+        """The question's names (see :func:`qa.questions.named_terms`) that no passage of the
+        served index mentions, as the question spells them; one lexical lookup per name,
+        remembered per generation."""
+        reader = self.reader
+        key = getattr(reader, "generation", None)
+        if self._mention_cache[0] != key:
+            self._mention_cache = (key, {})
+        seen = self._mention_cache[1]
+        out = []
+        for term in named_terms(question):
+            found = seen.get(term)
+            if found is None:
+                found = any(all(reader.lexical([t], 1) for t in ways) for ways in mention_forms(term))
+                with self._lock:
+                    if len(seen) >= 4096:
+                        seen.clear()
+                    seen[term] = found
+            if not found:
+                out.append(as_asked(question, term))
+        return out
 
     def _citation(self, n: int, h: Hit, highlights: list[list[int]]) -> Citation:
         c = h.chunk

@@ -18,6 +18,7 @@ import unicodedata
 from pathlib import Path
 
 from qa import cues, evalsets, lexical
+from qa.units import only_markup
 from qa.config import Settings
 from qa.evalsets import Dataset, DatasetError, Question, RealQuestion, RealSet  # noqa: F401  (re-exported)
 
@@ -285,8 +286,8 @@ class FaultCounts:
 
 
 def dangling_colon(ans) -> bool:
-    """A quoted sentence ends in '：' (or ':') and what follows it in its passage is not quoted,
-    or the answer text itself stops at a colon before a citation marker or its end."""
+    """A quoted sentence ends in '：' (or ':') and what follows it in its passage is not quoted
+    (only layout — a fence, a list marker, table pipes — may lie between them), or the answer text itself stops at a colon before a citation marker or its end."""
     if cues.has_dangling_colon(ans.answer):
         return True
     for c in ans.citations:
@@ -294,10 +295,8 @@ def dangling_colon(ans) -> bool:
         for a, b in spans:
             if not c.text[a:b].rstrip().endswith(("：", ":")):
                 continue
-            p = b
-            while p < len(c.text) and c.text[p].isspace():
-                p += 1
-            if not any(x <= p < y for x, y in spans):
+            nxt = min((x for x, _ in spans if x >= b), default=None)
+            if nxt is None or not only_markup(c.text[b:nxt]):
                 return True
     return False
 
@@ -382,6 +381,16 @@ def source_hit(q: RealQuestion, chunk) -> bool:
     source lines overlap the gold line range."""
     return (chunk.collection == q.corpus and chunk.doc_path == q.file
             and lines_overlap((chunk.line_start, chunk.line_end), q.lines))
+
+
+def cites_gold(q: RealQuestion, ans) -> bool:
+    """The answer's text refers ([n]) to a citation from the gold file and lines."""
+    used = {int(n) for n in re.findall(r"\[(\d+)\]", ans.answer)}
+    return any(
+        c.n in used and c.collection == q.corpus and (c.path == q.file or c.path.endswith("/" + q.file))
+        and lines_overlap((c.line_start, c.line_end), q.lines)
+        for c in ans.citations
+    )
 
 
 def file_hit(q: RealQuestion, chunk) -> bool:
@@ -515,7 +524,7 @@ def run_real(bot, rs: RealSet, method: str, progress: bool, answer_budgets: tupl
             abstained_unans += ans.abstained
         else:
             stub_status += ans.status == "stub"
-            cited = any(source_hit(q, h.chunk) for h in hits[:5])
+            cited = cites_gold(q, ans)
             stub_cited += cited
             row["stub_section_cited"] = cited
         row.update(faults.add(ans))

@@ -114,6 +114,10 @@ class Answer(BaseModel):
         "stub (the best section exists but is not written yet)",
     )
     confidence: float = Field(description="calibrated 0..1 confidence that the articles answer the question")
+    unmentioned: list[str] = Field(
+        default_factory=list, description="names in the question (Velero, k3s …) that no article mentions; "
+        "when not empty the answer is not_covered"
+    )
     citations: list[Citation]
     took_ms: float
     timings: Timings = Field(default_factory=Timings)

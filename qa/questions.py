@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from qa import lexical
 from qa.cues import is_meta_sentence
 
 QuestionType = Literal["definition", "why", "difference", "how", "relation", "fact"]
@@ -91,3 +92,57 @@ def answer_cue(kind: QuestionType, text: str) -> float:
     if _SUMMARY_RE.match(s):
         cue += 0.5
     return cue
+
+
+# English words a Chinese question may hold that name nothing; everything else Latin is a name.
+_PLAIN_EN = frozenset(
+    "a an the is are was were be been of to in on at for and or not no with without by from how what why "
+    "when where which who whom whose do does did can could should would will shall may might must use used "
+    "using vs versus me my i you your it its this that these those there here about into than then".split()
+)
+_VERSION_RE = re.compile(r"v?\d+(?:\.\d+)*[a-z]?")
+
+
+def named_terms(question: str) -> list[str]:
+    """The Latin-script names a question is about (``Velero``, ``k3s``, ``CRI-O``, ``WSL2``),
+    folded as :mod:`qa.lexical` indexes them, in the order asked.
+
+    A near-topic question about a product the articles never mention (Velero, Loki, Dapr …)
+    shares every other word with them — namespaces, backups, Pods — so retrieval finds
+    confident-looking passages; the absent name is what gives it away.  Versions and plain
+    English words are not names."""
+    out: dict[str, None] = {}
+    for m in lexical.TOKEN_RE.finditer(lexical.fold(question)):
+        t = m.group()
+        if not t[0].isascii() or len(t) < 2 or t in _PLAIN_EN or _VERSION_RE.fullmatch(t):
+            continue
+        if not any(c.isalpha() for c in t):
+            continue
+        out[t] = None
+    return list(out)
+
+
+_STEM_VERSION_RE = re.compile(r"([a-z][a-z-]*[a-z])v?\d+")
+
+
+def mention_forms(term: str) -> list[tuple[str, ...]]:
+    """The ways an article may mention ``term``, each a set of index tokens that must all be
+    found: the term itself, its alias (k8s → kubernetes), a name without its glued version
+    (``helm2`` → ``helm``: articles write "Helm 2"), and a compound's parts (``ip_pool`` is
+    indexed as ``ip`` + ``pool`` inside ``ovn.kubernetes.io/ip_pool``)."""
+    forms: list[tuple[str, ...]] = [(term,)]
+    if term in lexical.ALIASES:
+        forms.append((lexical.ALIASES[term],))
+    m = _STEM_VERSION_RE.fullmatch(term)
+    if m:
+        forms.append((m.group(1),))
+    parts = tuple(p for p in lexical.PART_RE.findall(term) if len(p) > 1)
+    if len(lexical.PART_RE.findall(term)) > 1 and parts:
+        forms.append(parts)
+    return forms
+
+
+def as_asked(question: str, term: str) -> str:
+    """``term`` as the question spells it (``Velero``, not ``velero``)."""
+    m = re.search(re.escape(term), question, re.I)
+    return m.group() if m else term

@@ -311,6 +311,9 @@ class IndexReader:
         ).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
+    def stub_ids(self) -> list[int]:
+        return [int(r[0]) for r in self.conn.execute("SELECT id FROM chunks WHERE is_stub = 1 ORDER BY id")]
+
     def chunks(self, ids: list[int]) -> dict[int, ChunkRow]:
         if not ids:
             return {}

@@ -124,7 +124,7 @@ def split_units(text: str, kind: str = "text") -> list[Unit]:
             code = _code_unit(text, offs, range(len(lines)), 0)
             if code is not None:
                 units.append(code)
-        return _link(units)
+        return _link(units, text)
 
     i = 0
     para: int | None = None  # offset where the current paragraph starts
@@ -220,16 +220,29 @@ def split_units(text: str, kind: str = "text") -> list[Unit]:
             para_end = offs[i] + len(line)
         i += 1
     flush()
-    return _link(units)
+    return _link(units, text)
 
 
-def _link(units: list[Unit]) -> list[Unit]:
+_MARKUP_LINE_RE = re.compile(r"^[ \t>]*(?:`{3,}|~{3,})[^\n]*$|^[ \t>]*(?:[-*+]|\d+[.)、])[ \t]+", re.M)
+
+
+def only_markup(gap: str) -> bool:
+    """Whether the text between two quoted pieces is only layout: blank lines, fences, list
+    markers, table pipes and rules, quote marks — so the second continues the first."""
+    return not _MARKUP_LINE_RE.sub("", gap).strip(" \t\r\n|:-—>")
+
+
+def _link(units: list[Unit], text: str) -> list[Unit]:
     """A lead-in introduces the next block when it ends its own (the list or code under
-    "包含：") or else the next sentence of its paragraph."""
+    "包含：") or else the next sentence of its paragraph — but only when nothing lies between
+    them: a lead-in whose code block is too long (or is diagram source or output) to quote
+    introduces nothing quotable, and is never followed by an unrelated later unit."""
     for k, u in enumerate(units):
         if not u.lead_in or k + 1 >= len(units):
             continue
         nxt = units[k + 1]
+        if not only_markup(text[u.spans[-1][1] : nxt.start]):
+            continue
         if nxt.block == u.block and u.kind == "sent":
             u.follows = [k + 1]
         else:

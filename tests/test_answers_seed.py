@@ -68,3 +68,18 @@ def test_stub_sections_are_reported_as_not_written_yet(seed, question, section):
 def test_off_topic_is_still_not_covered(seed):
     ans = seed.ask("如何做一道红烧肉？")
     assert ans.abstained and ans.status == "not_covered"
+
+
+@pytest.mark.parametrize("question,name", [("Velero 怎么备份 Docker 容器的数据卷？", "Velero"),
+                                           ("用 Podman 和 k8s 有什么区别？", "Podman")])
+def test_a_product_the_articles_never_mention_is_not_covered(seed, question, name):
+    """Near-topic: every other word is in the article (Docker, 容器, k8s), the product is not."""
+    ans = seed.ask(question)
+    assert ans.abstained and ans.status == "not_covered" and not ans.citations
+    assert ans.unmentioned == [name]
+    assert f"没有提到 {name}" in ans.answer and f"do not mention {name}" in ans.answer
+
+
+def test_names_the_articles_do_mention_still_get_an_answer(seed):
+    ans = seed.ask("K8S 和 docker 是什么关系？")  # any case; k8s also meets "kubernetes"
+    assert ans.status == "answered" and ans.unmentioned == []

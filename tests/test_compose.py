@@ -223,3 +223,25 @@ def test_a_lead_in_whose_list_does_not_fit_is_not_quoted():
             "Pod 的状态保存在 status.phase 字段中。")
     ans = answer("Pod 有哪些状态？", h, budget=40)
     assert "分别是：" not in ans
+
+
+def test_a_lead_in_whose_code_is_too_long_to_quote_introduces_nothing():
+    """"如下所示：" over a 12-line manifest: the manifest cannot be quoted, so the lead-in must not
+    be glued to the unrelated sentence after it (the answer would read "如下所示：在使用…")."""
+    manifest = "\n".join(["apiVersion: v1", "kind: Pod", "metadata:", "  name: static-ip", "  annotations:"]
+                         + [f"    key{i}: value{i}" for i in range(7)])
+    text = (f"可以在创建 Pod 时通过 annotation 来指定固定 IP，如下所示：\n\n```yaml\n{manifest}\n```\n\n"
+            "在使用 annotation 定义单个 Pod IP 时需要注意 IP 不能和已有的冲突。")
+    units = split_units(text)
+    assert units[0].lead_in and units[0].follows == []
+    ans = answer("怎么用 annotation 给 Pod 指定固定 IP？", hit(text))
+    assert "如下所示：在使用" not in ans and "如下所示：[" not in ans
+
+
+def test_only_layout_between_a_lead_in_and_what_it_introduces():
+    from qa.units import only_markup
+
+    assert only_markup("\n\n- ") and only_markup("\n\n```yaml\n") and only_markup("\n\n1. ")
+    assert only_markup("\n\n| ") and only_markup("\n> ")
+    assert not only_markup("\n\n```yaml\nkind: Pod\n```\n\n")  # a block that was not quoted
+    assert not only_markup("，然后删除它们")

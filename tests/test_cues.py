@@ -90,3 +90,34 @@ def test_diagram_source_lone_fence_and_dangling_colon():
     assert has_dangling_colon("Docker 镜像是一个特殊的文件系统，包含：[1]")
     assert has_dangling_colon("一般有两种原因：")
     assert not has_dangling_colon("一般有两种原因：资源不足和污点。[1]")
+
+
+@pytest.mark.parametrize("question,names", [
+    ("Velero 怎么备份一个 namespace？", ["velero", "namespace"]),
+    ("CRI-O 的配置文件默认放在哪里？", ["cri-o"]),
+    ("Docker Desktop 的 WSL2 后端怎么限制内存？", ["docker", "desktop", "wsl2"]),
+    ("k3s 默认用什么做数据存储？", ["k3s"]),
+    ("Helm v3.12 和 1.28 版本的 kubectl 兼容吗？", ["helm", "kubectl"]),  # versions are not names
+    ("what is a Pod and how do I use it？", ["pod"]),  # plain English is not a name
+    ("为什么要用容器？", []),
+])
+def test_named_terms_are_the_latin_names_a_question_is_about(question, names):
+    from qa.questions import named_terms
+
+    assert named_terms(question) == names
+
+
+def test_a_name_is_shown_as_the_question_spells_it():
+    from qa.questions import as_asked
+
+    assert as_asked("Velero 怎么备份？", "velero") == "Velero"
+
+
+def test_a_name_may_be_mentioned_in_another_form():
+    from qa.questions import mention_forms
+
+    assert mention_forms("velero") == [("velero",)]
+    assert ("kubernetes",) in mention_forms("k8s")
+    assert ("helm",) in mention_forms("helm2")  # "Helm 2" in the articles
+    assert ("ip", "pool") in mention_forms("ip_pool")  # inside ovn.kubernetes.io/ip_pool
+    assert mention_forms("k3s") == [("k3s",)]  # a digit inside a name is part of it

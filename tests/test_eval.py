@@ -191,3 +191,23 @@ def test_dangling_colon_seen_from_highlights():
     list_start = text.index("- 程序")
     assert dangling_colon(answer([[0, colon_end], [text.index("镜像不"), len(text)]]))  # the list is left out
     assert not dangling_colon(answer([[0, colon_end], [list_start, list_start + 11]]))  # quoted with its list
+
+
+def test_dangling_colon_sees_past_layout_to_what_is_quoted():
+    """A lead-in quoted with its list (the list's spans start after "- ") is complete; one whose
+    continuation is not quoted is counted."""
+    from types import SimpleNamespace
+
+    from qa.evaluate import dangling_colon
+
+    text = "调度失败的原因可能有两种情况：\n\n* 资源不足。\n* 节点有污点。\n\n接着看日志：\n\n```bash\nkubectl logs x\n```\n"
+    lead, item = (0, text.index("\n")), (text.index("资源"), text.index("资源") + 5)
+    cite = lambda *spans: SimpleNamespace(text=text, highlights=[list(s) for s in spans])  # noqa: E731
+    quoted = SimpleNamespace(answer="调度失败的原因可能有两种情况：资源不足。[1]", citations=[cite(lead, item)])
+    assert not dangling_colon(quoted)
+    alone = SimpleNamespace(answer="调度失败的原因可能有两种情况。[1]", citations=[cite(lead)])
+    assert dangling_colon(alone)
+    log = text.index("接着看日志："), text.index("接着看日志：") + 6
+    assert dangling_colon(SimpleNamespace(answer="接着看日志。[1]", citations=[cite(log)]))
+    code = text.index("kubectl"), text.index("kubectl") + 14
+    assert not dangling_colon(SimpleNamespace(answer="接着看日志：`kubectl logs x`[1]", citations=[cite(log, code)]))

@@ -48,6 +48,10 @@ class VectorIndex(Protocol):
 
     def chunks(self, ids: list[int]) -> dict[int, ChunkRow]: ...
 
+    def stub_ids(self) -> list[int]:
+        """Passages that are stubs (a heading over "待补充"): few, read once per generation, so a
+        question about an unwritten section is told so even when retrieval ranks it low."""
+
     def documents(self) -> list[dict]: ...
 
     def info(self) -> dict: ...

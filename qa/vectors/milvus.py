@@ -252,6 +252,9 @@ class MilvusReader:
         rows = self._c(self.client.query, self.name, ids=[int(i) for i in ids], output_fields=ROW_FIELDS)
         return {int(r["id"]): _row(r) for r in rows}
 
+    def stub_ids(self) -> list[int]:
+        return sorted(int(r["id"]) for r in self._iterate("is_stub == true", ["id"]))
+
     def documents(self) -> list[dict]:
         out = []
         for r in self._iterate("ord == 0", ["collection", "doc_path", "title", "doc_chunks", "ingested_at", "doc_meta"]):
