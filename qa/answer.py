@@ -27,7 +27,7 @@ from qa.questions import (
     question_type,
 )
 from qa.retrieval import Hit, Query, coverage
-from qa.units import Unit, display, split_units
+from qa.units import LEAD_IN_RE, Unit, display, only_markup, split_units
 
 NOT_COVERED = "文章中没有找到这个问题的答案（The articles do not cover this question）。"
 NOT_MENTIONED = "文章中没有提到 {names}，找不到这个问题的答案（The articles do not mention {names}）。"
@@ -194,6 +194,23 @@ def _trim(unit: Unit, terms: tuple[tuple[str, float], ...], budget: int, text: s
     return Unit(unit.kind, ("…" if s > a else "") + shown + ("…" if e < b else ""), [(s, e)], unit.block)
 
 
+def _drop_dangling(chosen: list[tuple[Candidate, Unit]], hits: list[Hit]) -> list[tuple[Candidate, Unit]]:
+    """The last guard: a quoted unit ending in "：" must be followed, in the answer, by what comes
+    right after it in its passage (only layout between); otherwise it is dropped, whatever
+    rule chose it (a figure that was removed, a block too long to quote)."""
+    while True:
+        for i, (c, u) in enumerate(chosen):
+            if not LEAD_IN_RE.search(u.text):
+                continue
+            nxt = chosen[i + 1] if i + 1 < len(chosen) else None
+            text = hits[c.hit].chunk.text
+            if nxt is None or nxt[0].hit != c.hit or not only_markup(text[u.spans[-1][1] : nxt[1].start]):
+                chosen = chosen[:i] + chosen[i + 1 :]
+                break
+        else:
+            return chosen
+
+
 def _shown(u: Unit) -> str:
     if u.kind != "code":
         return u.text
@@ -286,7 +303,9 @@ def compose(
             taken.add((x.hit, x.index))
         used += length
     rest = sorted(chosen[n_lead:], key=lambda cu: (cu[0].hit, cu[0].unit.start))
-    chosen = chosen[:n_lead] + rest
+    chosen = _drop_dangling(chosen[:n_lead] + rest, hits)
+    if not chosen:
+        return "", {}
 
     parts: list[str] = []
     highlights: dict[int, list[list[int]]] = {}
