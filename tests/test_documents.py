@@ -467,7 +467,7 @@ tags: [a, b]
 {:toc}
 Setext 标题
 ===
-正文 <b>粗体</b> &amp; &lt;tag&gt; &nbsp; 结束\\
+正文 <b>粗体</b> &amp; &lt;tag&gt; &nbsp; 换行实体 &#10; &#13; &#x2028; &#133; 结束\\
 [链接](https://example.com "t") ![图](a.png) [引用][r] [r] <https://auto.link>
 [r]: https://example.com/ref
 <script>

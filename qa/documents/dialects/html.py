@@ -19,6 +19,9 @@ _HTML_IMG = re.compile(r"<img\b[^>]*?>", re.I)
 _IMG_ALT = re.compile(r"\balt\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.I)
 _ENTITY = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#\d{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 _SCRIPT_OPEN = re.compile(r"<(script|style)\b[^>]*>", re.I)
+# An entity can stand for a line break (&#10;, &#13;, &#x2028;); decoded as such it would split
+# one source line into two body lines and shift every line_map entry after it.
+_BREAKS = str.maketrans({c: " " for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
 
 # Tags replaced by a space (they separate words, e.g. table cells) vs. by
 # nothing (inline formatting).  Only tags that appear in Markdown prose are
@@ -112,7 +115,7 @@ def strip_tags(line: str, st: State) -> str:
 def unescape_entities(line: str, st: State) -> str:
     if "&" not in line:
         return line
-    return _ENTITY.sub(lambda m: html.unescape(m[0]), line).replace("\xa0", " ")
+    return _ENTITY.sub(lambda m: html.unescape(m[0]).translate(_BREAKS), line).replace("\xa0", " ")
 
 
 def _img_alt(m: re.Match[str]) -> str:
