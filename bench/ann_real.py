@@ -1,4 +1,4 @@
-"""Approximate search on *real* e5 vectors: is HNSW's recall@10 >= 0.98 where qa/ann.py switches to it?
+"""Approximate search on *real* e5 vectors: is HNSW's recall@10 >= 0.98 where qa/vectors/faiss_build.py switches to it?
 
     .venv/bin/python bench/ann_real.py                  # real vectors + 200k e5-like synthetic
     .venv/bin/python bench/ann_real.py --synthetic 0    # real vectors only (a minute)
@@ -13,7 +13,7 @@ measures recall on
   queried with real questions embedded with the query prompt;
 * **e5-like**: ``--synthetic`` vectors drawn from a Gaussian with the mean and
   covariance of the real vectors (same spectrum, so the same intrinsic
-  dimensionality), normalised, at the size where qa/ann.py switches to HNSW;
+  dimensionality), normalised, at the size where qa/vectors/faiss_build.py switches to HNSW;
   queried with the same real questions.
 
 recall@10 is measured against the exact flat index over the same vectors.
@@ -110,7 +110,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--synthetic", type=int, default=200_000, help="e5-like vectors to draw (0: skip)")
     ap.add_argument("--queries", type=int, default=500)
-    ap.add_argument("--m", type=int, default=None, help="HNSW M (default: qa/ann.py's)")
+    ap.add_argument("--m", type=int, default=None, help="HNSW M (default: qa/vectors/faiss_build.py's)")
     ap.add_argument("--ef-construction", type=int, default=None)
     ap.add_argument("--ef-search", default="32,64,128,256")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
@@ -119,7 +119,7 @@ def main() -> None:
 
     import faiss
 
-    from qa import ann
+    from qa.vectors import faiss_build as ann
     from qa.config import Settings
     from qa.embeddings import get_embedder
 

@@ -168,7 +168,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
     args = ap.parse_args()
 
-    from qa import ann
+    from qa.vectors import faiss_build as ann
 
     global SEARCH_THREADS
     SEARCH_THREADS = args.threads

@@ -28,10 +28,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 
 def _settings(index: Path | None = None, model: str | None = None, **extra):
-    from qa.config import Settings
+    from pydantic import ValidationError
+
+    from qa.config import Settings, describe_error
 
     overrides = {k: v for k, v in {"index_dir": index, "model": model, **extra}.items() if v is not None}
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:  # a bad QA_* value: say which and what is allowed, no traceback
+        _fail("invalid settings: " + describe_error(exc))
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -179,7 +184,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question, e.g. 'k8s 和 Docker 是什么关系？'")],
     index: IndexOpt = None,
     model: ModelOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to cite.")] = 5,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, max=50, help="Passages to cite [env QA_TOP_K, default 5].")] = None,
     collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
     method: Annotated[str, typer.Option(help="hybrid | dense | lexical")] = "hybrid",
     local: Annotated[bool, typer.Option("--local", help="Load the index here even when a `qa serve` for it is running.")] = False,
@@ -240,7 +245,9 @@ def _ask_server(question, top_k, method, collection, settings, verbose):
         keys = [k.strip() for k in settings.api_keys.get_secret_value().split(",") if k.strip()]
         if keys:
             headers["Authorization"] = f"Bearer {keys[0]}"
-    body = {"question": question, "top_k": top_k, "method": method, "collection": collection}
+    body = {"question": question, "method": method, "collection": collection}
+    if top_k is not None:  # else the server's own QA_TOP_K
+        body["top_k"] = top_k
     try:
         resp = httpx.post(found.url + "/ask", json=body, headers=headers, timeout=httpx.Timeout(120, connect=2))
     except httpx.HTTPError as exc:
@@ -266,7 +273,7 @@ def _ask_server(question, top_k, method, collection, settings, verbose):
 def chat(
     index: IndexOpt = None,
     model: ModelOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages to cite.")] = 5,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, max=50, help="Passages to cite [env QA_TOP_K, default 5].")] = None,
     collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
     followup: Annotated[bool, typer.Option(help="Resolve follow-up questions against earlier turns.")] = True,
     json_out: JsonOpt = False,
@@ -697,7 +704,7 @@ def gaps(
 def eval_dialogues_cmd(
     dataset: Annotated[Path, typer.Argument(help="Dialogues, one JSON object per line (bench/data/dialogues.jsonl).")] = Path("bench/data/dialogues.jsonl"),
     index: IndexOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50, help="Passages per answer.")] = 5,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, max=50, help="Passages per answer [env QA_TOP_K, default 5].")] = None,
     collection: Annotated[Optional[str], typer.Option("--collection", "-c", help="Only this collection.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write the JSON result to this file.")] = None,
     standalone: Annotated[Optional[Path], typer.Option(help="Also count how many questions of this single-turn SQuAD file would be read as follow-ups.")] = None,
@@ -725,7 +732,7 @@ def eval_dialogues_cmd(
     try:
         with Progress(console=err, disable=json_out or not sys.stderr.isatty(), transient=True) as bar:
             task = bar.add_task("dialogues (resolution on, off, in context)", total=None)
-            result = evaluate_dialogues(dataset, bot, top_k=top_k, collection=collection,
+            result = evaluate_dialogues(dataset, bot, top_k=top_k or settings.top_k, collection=collection,
                                         progress=lambda: bar.advance(task))
     except ValueError as exc:
         _fail(str(exc))

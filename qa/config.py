@@ -7,10 +7,26 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "multilingual-e5-small"
+
+# Retrieval defaults, written once: the settings below and qa.retrieval's keyword defaults use them.
+DEFAULT_TOP_K = 5
+DEFAULT_CANDIDATES = 50
+DEFAULT_RRF_K = 60
+DEFAULT_FUSION = "weighted"
+DEFAULT_DENSE_WEIGHT = 0.45
+
+# The string switches: a value outside these fails when the settings load, naming the allowed ones.
+Precision = Literal["auto", "float32", "bfloat16"]
+Backend = Literal["onnx", "onnx-int8", "openvino", "torch"]
+Fusion = Literal["weighted", "rrf"]
+VectorStore = Literal["faiss", "milvus"]
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical"}  # what logging.getLevelName also knew
 
 
 def default_cache_dir() -> Path:
@@ -33,10 +49,10 @@ class Settings(BaseSettings):
         "sentence-transformers model name / local folder.",
     )
     device: str = "cpu"
-    precision: str = Field("auto", description="auto | float32 | bfloat16")
+    precision: Precision = Field("auto", description="auto | float32 | bfloat16")
     threads: int = Field(0, description="threads per embedding call (torch / ONNX Runtime); 0 = number of cores")
-    backend: str | None = Field(
-        None, description="embedding runtime: onnx (default), onnx-int8, openvino or torch (see qa/embeddings.py)"
+    backend: Backend | None = Field(
+        None, description="embedding runtime: onnx (default, when unset), onnx-int8, openvino or torch (see qa/embeddings.py)"
     )
     onnx_spin: bool = Field(
         False, description="let ONNX Runtime threads spin between calls: ~5 ms faster for a lone question, "
@@ -62,11 +78,13 @@ class Settings(BaseSettings):
     chunk_overlap_sentences: int = Field(1, ge=0, le=5)
 
     # retrieval and answers
-    top_k: int = Field(5, ge=1, le=50)
-    candidates: int = Field(50, ge=5, le=1000, description="candidates per retriever before fusion")
-    rrf_k: int = 60
-    fusion: str = Field("weighted", description="weighted (normalised score mix) | rrf (reciprocal rank fusion)")
-    dense_weight: float = Field(0.45, ge=0, le=1, description="share of the dense score in weighted fusion")
+    top_k: int = Field(DEFAULT_TOP_K, ge=1, le=50)
+    candidates: int = Field(DEFAULT_CANDIDATES, ge=5, le=1000, description="candidates per retriever before fusion")
+    rrf_k: int = DEFAULT_RRF_K
+    fusion: Fusion = Field(DEFAULT_FUSION, description="weighted (normalised score mix) | rrf (reciprocal rank fusion)")
+    dense_weight: float = Field(
+        DEFAULT_DENSE_WEIGHT, ge=0, le=1, description="share of the dense score in weighted fusion"
+    )
     answer_chars: int = Field(280, ge=40, le=4000, description="answer length budget (characters)")
     min_confidence: float = Field(0.5, description="below this calibrated score the answer abstains")
     base_url: str | None = Field(None, description="base URL that article paths are joined to for links")
@@ -84,7 +102,7 @@ class Settings(BaseSettings):
     # faiss: the generation folders in index_dir (default, no extra dependency). milvus: the
     # served generation lives in Milvus (pip install 'zh-qa[milvus]'); `qa ingest` still builds
     # the local generation (file hashes, embedding reuse) and then publishes it to Milvus.
-    vector_store: Literal["faiss", "milvus"] = Field(
+    vector_store: VectorStore = Field(
         "faiss", description="where the served index lives: faiss (index_dir) | milvus (QA_MILVUS_URI)"
     )
     milvus_uri: str = Field(
@@ -158,8 +176,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(65536, ge=1024, description="largest request body for the API (413 above)")
     max_bot_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body for /bots/* webhooks")
     body_timeout_s: float = Field(10.0, gt=0, description="a request body must arrive within this (408 after)")
-    log_format: str = Field("text", pattern="^(text|json)$", description="access/app log format: text | json")
-    log_level: str = Field("info", description="level of the app and access logs (unset: uvicorn's --log-level)")
+    log_format: LogFormat = Field("text", description="access/app log format: text | json")
+    log_level: LogLevel = Field(
+        "info", description="level of the app and access logs: critical | error | warning | info | debug | trace "
+        "(unset: uvicorn's --log-level)"
+    )
     access_log: bool = Field(True, description="one log line per request (with its X-Request-ID)")
     metrics_require_key: bool = Field(False, description="also protect /metrics with the API keys")
     worker_threads: int = Field(0, ge=0, description="threads answering questions; 0 = 2 x cores")
@@ -214,6 +235,27 @@ class Settings(BaseSettings):
         "its generations, so a re-ingest keeps it)"
     )
     # ---- end of question log -------------------------------------------------------------------
+
+    @field_validator("precision", "backend", "fusion", "vector_store", "log_format", "log_level", mode="before")
+    @classmethod
+    def _switch(cls, value: object, info) -> object:
+        """Switches are read case-insensitively (QA_BACKEND=ONNX, QA_LOG_LEVEL=WARNING), as before."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip().lower()
+        if info.field_name == "backend" and not value:
+            return None  # QA_BACKEND= (empty): the default runtime
+        return _LEVEL_ALIASES.get(value, value) if info.field_name == "log_level" else value
+
+
+def describe_error(exc: ValidationError) -> str:
+    """A settings error on one line, each bad value by its environment name:
+    ``QA_FUSION='foo': Input should be 'weighted' or 'rrf'``."""
+    out = []
+    for e in exc.errors():
+        name = f"QA_{str(e['loc'][0]).upper()}" if e["loc"] else "settings"
+        out.append(f"{name}={e['input']!r}: {e['msg']}" if "input" in e else f"{name}: {e['msg']}")
+    return "; ".join(out)
 
 
 @lru_cache

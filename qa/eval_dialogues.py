@@ -29,6 +29,7 @@ import os
 import time
 from pathlib import Path
 
+from qa.config import DEFAULT_TOP_K
 from qa.evaluate import normalize_answer, percentile
 from qa.followup import Resolution, Turn, resolve
 
@@ -108,7 +109,7 @@ def _group(t: dict, i: int) -> str:
     return "followup" if t.get("followup") else "standalone"
 
 
-def evaluate_dialogues(path: Path, bot, top_k: int = 5, collection: str | None = None, progress=None) -> dict:
+def evaluate_dialogues(path: Path, bot, top_k: int = DEFAULT_TOP_K, collection: str | None = None, progress=None) -> dict:
     """Ask every dialogue with resolution on and off; return the scores (see module docstring)."""
     dialogues = load_dialogues(path)
     scores = {mode: {g: _Scores() for g in ("first", "followup", "standalone", "standalone_in_context")} for mode in ("on", "off")}

@@ -18,7 +18,12 @@ def new_answer_id() -> str:
 
 
 class Scores(BaseModel):
-    fused: float = Field(description="rank-fusion score used for ordering")
+    fused: float = Field(
+        description="the score passages are ordered by (not a rank fusion by default): with QA_FUSION=weighted "
+        "the dense and BM25 scores, each scaled to 0..1, mixed by QA_DENSE_WEIGHT (QA_FUSION=rrf: reciprocal rank "
+        "fusion); halved for a stub, plus a bonus for the best two-sentence window's coverage of the question's "
+        "terms; comparable only within one answer"
+    )
     dense: float | None = Field(None, description="cosine similarity of question and passage")
     lexical: float | None = Field(None, description="BM25 score over bigrams/identifiers")
     confidence: float | None = Field(None, description="calibrated 0..1 relevance of this passage")

@@ -14,6 +14,7 @@ import numpy as np
 
 from qa import lexical
 from qa.chunks import split_sentences
+from qa.config import DEFAULT_CANDIDATES, DEFAULT_DENSE_WEIGHT, DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_TOP_K
 from qa.store import ChunkRow, IndexReader
 from qa.vectors.base import VectorIndex
 from qa.vectors.faiss import as_index
@@ -71,9 +72,9 @@ def window_coverage(query: Query, folded_text: str, size: int = WINDOW_SENTENCES
 def fuse(
     dense: list[tuple[int, float]],
     lex: list[tuple[int, float]],
-    fusion: str = "weighted",
-    dense_weight: float = 0.45,
-    rrf_k: int = 60,
+    fusion: str = DEFAULT_FUSION,
+    dense_weight: float = DEFAULT_DENSE_WEIGHT,
+    rrf_k: int = DEFAULT_RRF_K,
 ) -> dict[int, float]:
     """Combine the two rankings.
 
@@ -109,13 +110,13 @@ def search(
     reader: VectorIndex | IndexReader,
     qvec: np.ndarray | None,
     query: Query,
-    k: int = 5,
+    k: int = DEFAULT_TOP_K,
     method: str = "hybrid",
-    candidates: int = 50,
-    rrf_k: int = 60,
+    candidates: int = DEFAULT_CANDIDATES,
+    rrf_k: int = DEFAULT_RRF_K,
     collection: str | None = None,
-    fusion: str = "weighted",
-    dense_weight: float = 0.45,
+    fusion: str = DEFAULT_FUSION,
+    dense_weight: float = DEFAULT_DENSE_WEIGHT,
 ) -> list[Hit]:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")

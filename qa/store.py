@@ -165,7 +165,7 @@ class GenerationWriter:
         """Write FAISS, fsync everything, rename the folder, then flip CURRENT."""
         import faiss
 
-        from qa.ann import build_index
+        from qa.vectors.faiss_build import build_index
 
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (self.name,))
         conn.commit()

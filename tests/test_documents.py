@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.documents import Document, Skipped, iter_corpus, iter_files, load_document
+from qa.documents import Document, Skipped, clean, iter_corpus, iter_files, load_document
+from qa.documents.dialects import DIALECTS, markdown
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "corpus" / "2024-06-11-docker-k8s-relationship.md"
@@ -448,6 +449,109 @@ def test_trailing_whitespace_and_lines_not_merged(tmp_path):
     doc = load(write(tmp_path, "w.md", text))
     assert doc.body == "第一行\n第二行\n  - 缩进列表"
     assert doc.line_map == [1, 2, 3]
+
+
+# --------------------------------------------------------------------------- the line contract
+
+# Every dialect at once, with constructs that open and close on one line, span lines, nest in
+# each other and never close (the last comment), so a stripper that adds or eats a line shows.
+NASTY = """---
+title: 混合样例
+tags: [a, b]
+---
+<!-- 一个
+跨行注释 --> 注释后
+# 标题 {#anchor}
+{: .note}
+* 目录
+{:toc}
+Setext 标题
+===
+正文 <b>粗体</b> &amp; &lt;tag&gt; &nbsp; 换行实体 &#10; &#13; &#x2028; &#133; 结束\\
+[链接](https://example.com "t") ![图](a.png) [引用][r] [r] <https://auto.link>
+[r]: https://example.com/ref
+<script>
+var x = "<!--";
+</script><style>p{}</style> 后文
+{% raw %}{{ 保留 }}{% endraw %} {{ page.title }} {% include x.html %}
+{% comment %}
+隐藏
+{% endcomment %} 之后
+{{< note >}}Hugo 提示{{< /note >}} {{% tab %}} {{</* 显示 */>}}
+import Tabs from '@theme/Tabs';
+export const x = 1;
+{/* MDX 注释 */}<Tabs><TabItem value="a">内容</TabItem></Tabs>
+`code <b>span</b>` 后 \\*星号\\*
+| 表 \\| 格 | <br> |
+{% highlight go %}
+fmt.Println("<b>")
+{% endhighlight %}
+{% mermaid %}
+graph TD; A-->B
+{% endmermaid %}
+<div class="mermaid">
+graph LR; C-->D
+</div>
+- ```bash
+  echo '<b>' \\
+  ```
+<img src="x.png" alt="替代文字"> <table><tr><td>a</td><td>b</td></tr></table>
+***
+<!-- 未闭合的注释
+最后一行
+"""
+
+
+def _strippers():
+    for module in DIALECTS:
+        name = module.__name__.rsplit(".", 1)[1]
+        for fn in module.STRIPPERS + getattr(module, "CONTINUATIONS", ()):
+            yield pytest.param(fn, id=f"{name}.{fn.__name__}")
+
+
+def _one_line(text: str) -> bool:
+    return text.splitlines() == ([text] if text else [])
+
+
+@pytest.mark.parametrize("strip", list(_strippers()))
+def test_every_stripper_keeps_lines(strip):
+    """The contract in qa/documents/__init__.py: one line in, one line out, at the same position."""
+    lines = NASTY.split("\n")
+    for mdx in (False, True):
+        st = clean.State(mdx=mdx, ref_ids=markdown.reference_ids(lines))
+        out = []
+        for n, line in enumerate(lines, 1):
+            st.src = n
+            got = strip(line, st)
+            got = "" if got is None else got  # a continuation consumed the whole line
+            assert isinstance(got, str) and _one_line(got), (n, line, got)
+            out.append(got)
+        assert len(out) == len(lines)
+
+
+def test_every_stripper_is_listed():
+    """A new strip_* function has to be in its module's STRIPPERS to be held to the contract."""
+    for module in DIALECTS:
+        listed = {fn.__name__ for fn in module.STRIPPERS + getattr(module, "CONTINUATIONS", ())}
+        defined = {
+            n for n, fn in vars(module).items()
+            if n.startswith(("strip_", "after_", "unescape")) and fn.__module__ == module.__name__
+        }
+        assert defined <= listed, (module.__name__, defined - listed)
+
+
+def test_cleaner_keeps_every_line_position(tmp_path):
+    lines = NASTY.split("\n")
+    for mdx in (False, True):
+        out = clean.Cleaner(lines, 7, mdx, frozenset()).run()
+        assert [o.src for o in out] == list(range(7, 7 + len(lines)))
+        assert all(_one_line(o.text) for o in out)
+    for suffix in (".md", ".mdx"):
+        path = write(tmp_path, "nasty" + suffix, NASTY)
+        doc = load(path)
+        assert_line_map_exact(doc, path)
+        assert line_of(doc, "# 标题") == 7 and line_of(doc, "最后一行") == 44
+        assert "unclosed HTML comment on line 43; kept its text" in doc.warnings
 
 
 # --------------------------------------------------------------------------- titles

@@ -170,7 +170,7 @@ def test_mapped_vectors_search_like_read_ones_and_survive_removal(tmp_path):
     import faiss
     import numpy as np
 
-    from qa.ann import build_index
+    from qa.vectors.faiss_build import build_index
     from qa.store import map_faiss
 
     rng = np.random.default_rng(0)

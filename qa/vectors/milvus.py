@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from qa import lexical
-from qa.config import Settings
+from qa.config import DEFAULT_CANDIDATES, DEFAULT_DENSE_WEIGHT, Settings
 from qa.store import DB_NAME, ChunkRow, IndexNotFound, connect, fault_point, generation_number
 from qa.vectors import lexcodec
 from qa.vectors.base import StoreSchemaError, StoreUnavailable
@@ -230,7 +230,7 @@ class MilvusReader:
 
     def hybrid(
         self, qvec: np.ndarray, tokens: Sequence[str], k: int, ranker: str = "weighted",
-        dense_weight: float = 0.45, candidates: int = 50, collection: str | None = None,
+        dense_weight: float = DEFAULT_DENSE_WEIGHT, candidates: int = DEFAULT_CANDIDATES, collection: str | None = None,
     ) -> list[tuple[int, float]]:
         """Milvus's own fusion (``hybrid_search``), measured beside ours in bench/milvus.py."""
         pm = _pymilvus()

@@ -1,4 +1,5 @@
-"""Choice of FAISS index: exact below a size where brute force stays fast, approximate above.
+"""The FAISS index a generation is published with (``qa.store``): exact below a size where
+brute force stays fast, approximate above.
 
 Vectors are L2-normalised, so inner product is cosine.  Below ``APPROX_THRESHOLD``
 passages an exact flat index answers in a few milliseconds on 2 cores; above it an
