@@ -57,7 +57,7 @@ META_FACTOR = 0.1  # prefaces, references and figure notes only answer when noth
 QUESTION_FACTOR = 0.3  # "怎么用呢？": an article's own questions lead on, they do not answer
 # How much an answer-shaped unit gains, by kind of question; factoid questions are matched by
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
-CUE_WEIGHT = {"definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6, "fact": 0.0}
+CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6, "fact": 0.0}
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
 STUB_MIN_COVERAGE = 0.35  # share of the question's words a stub's headings must hold
 CLAUSE_RE = re.compile(r"[，,；;、]")

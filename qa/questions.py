@@ -16,7 +16,7 @@ from typing import Literal
 from qa import lexical
 from qa.cues import is_meta_sentence
 
-QuestionType = Literal["definition", "why", "difference", "how", "relation", "fact"]
+QuestionType = Literal["yesno", "definition", "why", "difference", "how", "relation", "fact"]
 
 _TYPE_PATTERNS: list[tuple[QuestionType, re.Pattern[str]]] = [
     ("difference", re.compile(r"区别|不同|差异|差别|对比|比较|异同|优缺点|优劣|相比|\bvs\.?\b|versus|difference", re.I)),
@@ -31,9 +31,18 @@ _TYPE_PATTERNS: list[tuple[QuestionType, re.Pattern[str]]] = [
 ]
 
 
+# "容器有自己的内核吗？" asks yes or no; "Docker 是什么？" does not (a wh-word asks for content).
+_YESNO_END_RE = re.compile(r"(?:吗|么|没有|不)\s*[？?]?\s*$")
+_WH_RE = re.compile(r"什么|哪|怎么|怎样|如何|为什么|为何|为啥|多少|多久|几|谁|啥|是否|\bwhat\b|\bhow\b|\bwhy\b|\bwhich\b", re.I)
+
+
 def question_type(question: str) -> QuestionType:
     """The first matching kind, most specific first ("Docker 和虚拟机有什么区别" is a difference,
-    not a definition); ``fact`` when nothing matches (who/when/how many …)."""
+    not a definition); a question ending in 吗 with no wh-word is ``yesno``, and its answer
+    is the sentence that says yes or no; ``fact`` when nothing matches (who/when/how many …)."""
+    last = re.split(r"[，,；;]", question.strip())[-1]
+    if _YESNO_END_RE.search(last) and not _WH_RE.search(last):
+        return "yesno"
     for kind, pattern in _TYPE_PATTERNS:
         if pattern.search(question):
             return kind
@@ -51,6 +60,8 @@ _ANSWER_CUES: dict[QuestionType, re.Pattern[str]] = {
     "how": re.compile(r"使用|执行|运行|通过|输入|命令|可以用|可用|首先|然后|接着|最后|设置|配置|指定|添加|修改|参数|选项|--?[a-z]"),
     "relation": re.compile(r"管理|组件|看成|看作|依赖|基于|之上|负责|属于|包含|支持|调度|编排|即"),
     "fact": re.compile(r"\d|是|为|有"),
+    # the sentence that says yes or no: a negation, a "still", a "can/only/no longer"
+    "yesno": re.compile(r"不|没有|无法|仍|依然|还|可以|能够|只能|支持|禁止|不再|尚|暂|移除|必须|会被|等同|并非"),
 }
 
 # Openers that state the point plainly; they answer any kind of question they share words with.

@@ -94,6 +94,10 @@ def test_long_code_passage_cut_by_the_chunker_is_code():
         ("怎么删除虚悬镜像？", "how"),
         ("Dockerfile 是什么？", "definition"),
         ("Kubernetes 1.28 是哪一年发布的？", "fact"),
+        ("容器有自己的内核吗？", "yesno"),
+        ("helm 3 还自带默认的 stable 仓库吗？", "yesno"),
+        ("垂直扩容的好处是什么，需要改应用代码吗？", "yesno"),  # the last clause is what is asked
+        ("Docker 是什么吗？", "definition"),  # a wh-word asks for content
     ],
 )
 def test_question_type(question, kind):
@@ -245,3 +249,9 @@ def test_only_layout_between_a_lead_in_and_what_it_introduces():
     assert only_markup("\n\n| ") and only_markup("\n> ")
     assert not only_markup("\n\n```yaml\nkind: Pod\n```\n\n")  # a block that was not quoted
     assert not only_markup("，然后删除它们")
+
+
+def test_a_yes_no_question_leads_with_the_sentence_that_says_yes_or_no():
+    text = ("Serverless 是一种云原生开发模型，允许开发人员构建和运行应用程序，而无需管理服务器。"
+            "Serverless 中仍有服务器，但它们被抽象出来，远离应用程序开发。")
+    assert first_sentence(answer("Serverless 是真的没有服务器吗？", hit(text))).startswith("Serverless 中仍有服务器")
