@@ -18,7 +18,8 @@ from pathlib import Path
 from qa import lexical
 from qa.answer import NOT_COVERED, confidence, see_source_answer, stub_answer, stub_hit
 from qa.config import Settings, get_settings
-from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
+from qa.embeddings import Embedder, get_embedder
+from qa.encoder import same_model
 from qa.models import Answer, Citation, ConversationInfo, IndexInfo, Scores, Timings
 from qa.retrieval import Hit, make_query, search
 from qa.store import IndexMismatch
@@ -32,11 +33,6 @@ RELOAD_CHECK_SECONDS = 0.5
 
 class QuestionError(ValueError):
     """The question cannot be answered as given (empty, too long)."""
-
-
-def _same_model(a: str, b: str) -> bool:
-    canon = lambda m: "multilingual-e5-small" if m in DEFAULT_ALIASES else m  # noqa: E731
-    return canon(a) == canon(b)
 
 
 class Assistant:
@@ -61,7 +57,7 @@ class Assistant:
 
     def _open_reader(self) -> VectorIndex:
         reader = open_index(self.settings, self.index_dir)  # QA_VECTOR_STORE: faiss | milvus
-        if self._explicit_model and not _same_model(self._explicit_model, reader.model):
+        if self._explicit_model and not same_model(self._explicit_model, reader.model):
             raise IndexMismatch(
                 f"the index in {self.index_dir}/ was built with model {reader.model!r}, not "
                 f"{self._explicit_model!r}; rebuild it with `qa ingest --rebuild --model {self._explicit_model}` "
@@ -79,7 +75,7 @@ class Assistant:
                 with self._lock:
                     if self._stale():
                         fresh = self._open_reader()
-                        if not _same_model(fresh.model, self.embedder.name):
+                        if not same_model(fresh.model, self.embedder.name):
                             self.embedder = get_embedder(fresh.model, self.settings)
                         self._reader = fresh
         return self._reader
