@@ -66,7 +66,8 @@ async def ask_query(
         except BadConversationId as exc:
             raise APIError(422, "invalid_conversation_id", str(exc)) from None
     try:
-        return AskRequest(question=q, top_k=top_k, collection=collection, method=method, conversation_id=conversation_id or None)
+        given = {"top_k": top_k} if top_k is not None else {}  # absent: QA_TOP_K
+        return AskRequest(question=q, collection=collection, method=method, conversation_id=conversation_id or None, **given)
     except ValueError as exc:
         raise APIError(422, "invalid_question", "question is empty or only whitespace") from exc
 

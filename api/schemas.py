@@ -29,7 +29,8 @@ class AskRequest(BaseModel):
     # no max_length here: the limit is QA_MAX_QUESTION_CHARS, checked by the runtime
     # (qa.limits.check_question) and published in the schema by publish_limits below
     question: str = Field(min_length=1, description="The question (Chinese or English).")
-    top_k: Annotated[int | None, BeforeValidator(_json_integer)] = Field(
+    # int with a None default (not int | None): absent means QA_TOP_K, an explicit null is refused
+    top_k: Annotated[int, BeforeValidator(_json_integer)] = Field(
         None, ge=1, le=50,
         description="How many passages to cite (a JSON integer: true or \"3\" is refused); default QA_TOP_K.",
     )

@@ -87,8 +87,7 @@ def test_qa_top_k_is_the_default_over_http_and_an_explicit_top_k_wins(built_inde
         for p in PATHS:
             assert len(_answer(_ask(c, p))["citations"]) == 2, p
             assert len(_answer(_ask(c, p, top_k=4))["citations"]) == 4, p
-        assert len(_answer(c.post("/ask", json={"question": Q, "top_k": None}))["citations"]) == 2
-        for bad in (0, 51, True, "3", 2.5):
+        for bad in (0, 51, True, "3", 2.5, None):  # absent is the default; null is not a number
             r = c.post("/ask", json={"question": Q, "top_k": bad})
             assert r.status_code == 422, (bad, r.text)
         for bad in ("0", "51", "3.0", " 3", "true", ""):
