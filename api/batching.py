@@ -81,7 +81,7 @@ class BatchingEmbedder:
             if self._closed:
                 raise RuntimeError("embedder closed")
             fut = self._waiting.get(text)
-            if fut is None:
+            if fut is None or fut.cancelled():
                 fut = self._waiting[text] = Future()
                 self._queue.append((text, fut))
                 self._cond.notify()
@@ -95,7 +95,9 @@ class BatchingEmbedder:
         fut = self.submit(text)
         if fut.done():
             return fut.result()
-        return await asyncio.wrap_future(fut)
+        # shielded: a caller that goes away (a stream whose client left) must not cancel the
+        # future, which concurrent askers of the same question share
+        return await asyncio.shield(asyncio.wrap_future(fut))
 
     def _take(self) -> list[tuple[str, Future]]:
         with self._cond:
@@ -139,7 +141,10 @@ class BatchingEmbedder:
 
     def _finish(self, text: str, fut: Future, result=None, exc: BaseException | None = None) -> None:
         with self._cond:
-            self._waiting.pop(text, None)
+            if self._waiting.get(text) is fut:
+                del self._waiting[text]
+        if not fut.set_running_or_notify_cancel():  # cancelled by its caller: nobody waits
+            return
         if exc is not None:
             fut.set_exception(exc)
         else:

@@ -11,7 +11,8 @@ from fastapi import Depends, FastAPI
 
 from api import errors, metrics, middleware, security
 from api.bots import mount_bots
-from api.deps import AssistantHolder
+from api.runtime import AssistantHolder
+from api.schemas import publish_limits
 from api.routes import ask, health
 from api.routes import web
 from api.routes import admin, feedback
@@ -51,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.router([Depends(security.guard)] if settings.metrics_require_key else []))
     mount_bots(app, settings)  # /bots/<platform>, only for configured platforms; signatures, not keys
     app.include_router(web.router)
+    publish_limits(app, settings)  # the question's maxLength in /openapi.json is QA_MAX_QUESTION_CHARS
     return app

@@ -426,7 +426,7 @@ def question_log_ab(args, index: Path, qfile: Path, pool: int) -> dict:
 def _server_settings() -> dict:
     from qa.config import Settings
 
-    from api.deps import AssistantHolder
+    from api.runtime import AssistantHolder
 
     s = Settings()
     keys = ("worker_threads", "max_pending", "embed_batch_ms", "embed_batch_max", "threads", "precision",

@@ -14,11 +14,14 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from qa import lexical
 from qa.answer import NOT_COVERED, NOT_MENTIONED, STUB_MIN_COVERAGE, confidence, see_source_answer, stub_answer, stub_hit
 from qa.config import Settings, get_settings
-from qa.embeddings import DEFAULT_ALIASES, Embedder, get_embedder
+from qa.embeddings import Embedder, get_embedder
+from qa.encoder import same_model
+from qa.limits import QuestionError, check_question  # noqa: F401  (QuestionError: callers import it from here)
 from qa.models import Answer, Citation, ConversationInfo, IndexInfo, Scores, Timings
 from qa.questions import as_asked, mention_forms, named_terms
 from qa.retrieval import Hit, coverage, make_query, search
@@ -30,41 +33,65 @@ from qa.writers.base import TokenCallback
 
 RELOAD_CHECK_SECONDS = 0.5
 
-
-class QuestionError(ValueError):
-    """The question cannot be answered as given (empty, too long)."""
-
-
-def _same_model(a: str, b: str) -> bool:
-    canon = lambda m: "multilingual-e5-small" if m in DEFAULT_ALIASES else m  # noqa: E731
-    return canon(a) == canon(b)
+#: given the loaded Embedder, what questions are embedded with (see ``Assistant``)
+QueryEncoderFactory = Callable[[Embedder], Embedder]
 
 
 class Assistant:
-    def __init__(self, index_dir: Path, settings: Settings, model: str | None = None, writer: AnswerWriter | None = None):
+    """``query_encoder``, when given, is called with each :class:`qa.embeddings.Embedder` the
+    assistant loads (at open, and again when a newer generation was built with another model)
+    and returns what questions are embedded with: something with the Embedder's interface, e.g.
+    the service's micro-batcher (:mod:`api.runtime`). ``embedder`` is that object."""
+
+    def __init__(
+        self,
+        index_dir: Path,
+        settings: Settings,
+        model: str | None = None,
+        writer: AnswerWriter | None = None,
+        query_encoder: QueryEncoderFactory | None = None,
+    ):
         self.index_dir = Path(index_dir)
         self.settings = settings
         self._explicit_model = model
+        self._query_encoder = query_encoder
         self._lock = threading.Lock()
         self._last_check = 0.0
         self._mention_cache: tuple[object, dict[str, bool]] = (None, {})
         self._stub_cache: tuple[object, list] = (None, [])
         self._reader = self._open_reader()
-        self.embedder: Embedder = get_embedder(self._reader.model, settings)
+        self.embedder: Embedder = self._load_embedder(self._reader.model)
         lexical.warm()
         # chosen once: extractive unless QA_LLM_BASE_URL is set (qa/writers)
         self.writer: AnswerWriter = writer or get_writer(settings, encode=lambda texts: self.embedder.encode_queries(texts))
 
     @classmethod
-    def open(cls, index_dir: str | Path | None = None, settings: Settings | None = None, model: str | None = None, writer: AnswerWriter | None = None) -> "Assistant":
+    def open(
+        cls,
+        index_dir: str | Path | None = None,
+        settings: Settings | None = None,
+        model: str | None = None,
+        writer: AnswerWriter | None = None,
+        query_encoder: QueryEncoderFactory | None = None,
+    ) -> "Assistant":
         settings = settings or get_settings()
         if model is None and "model" in settings.model_fields_set:
             model = settings.model
-        return cls(Path(index_dir or settings.index_dir), settings, model, writer)
+        return cls(Path(index_dir or settings.index_dir), settings, model, writer, query_encoder)
+
+    def _load_embedder(self, model: str) -> Embedder:
+        emb = get_embedder(model, self.settings)
+        return self._query_encoder(emb) if self._query_encoder is not None else emb
+
+    def use_query_encoder(self, query_encoder: QueryEncoderFactory | None) -> None:
+        """Embed questions with ``query_encoder(embedder)`` from now on (None: the plain embedder)."""
+        with self._lock:
+            self._query_encoder = query_encoder
+            self.embedder = self._load_embedder(self._reader.model)
 
     def _open_reader(self) -> VectorIndex:
         reader = open_index(self.settings, self.index_dir)  # QA_VECTOR_STORE: faiss | milvus
-        if self._explicit_model and not _same_model(self._explicit_model, reader.model):
+        if self._explicit_model and not same_model(self._explicit_model, reader.model):
             raise IndexMismatch(
                 f"the index in {self.index_dir}/ was built with model {reader.model!r}, not "
                 f"{self._explicit_model!r}; rebuild it with `qa ingest --rebuild --model {self._explicit_model}` "
@@ -82,8 +109,8 @@ class Assistant:
                 with self._lock:
                     if self._stale():
                         fresh = self._open_reader()
-                        if not _same_model(fresh.model, self.embedder.name):
-                            self.embedder = get_embedder(fresh.model, self.settings)
+                        if not same_model(fresh.model, self.embedder.name):
+                            self.embedder = self._load_embedder(fresh.model)
                         self._reader = fresh
         return self._reader
 
@@ -94,14 +121,8 @@ class Assistant:
             return False
 
     def validate(self, question: str) -> str:
-        q = (question or "").strip()
-        if not q:
-            raise QuestionError("question is empty: ask something, e.g. 'k8s 和 Docker 是什么关系？'")
-        if len(q) > self.settings.max_question_chars:
-            raise QuestionError(
-                f"question is {len(q)} characters long; the limit is {self.settings.max_question_chars}"
-            )
-        return q
+        """The question, stripped, or QuestionError (:func:`qa.limits.check_question`, QA_MAX_QUESTION_CHARS)."""
+        return check_question(question, self.settings.max_question_chars)
 
     def retrieve(self, question: str, top_k: int | None = None, method: str = "hybrid", collection: str | None = None) -> tuple[list[Hit], Timings]:
         reader = self.reader

@@ -38,16 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.encoder import ModelError, token_batches
+
 log = logging.getLogger(__name__)
 
 #: bump when the exported files change in a way that needs a new export
 EXPORT_VERSION = 1
 FP32_FILE = "model.onnx"
 INT8_FILE = "model-int8.onnx"
-
-
-class BackendUnavailable(RuntimeError):
-    """The runtime for the asked backend is not installed."""
 
 
 def _pipeline_ok(model) -> str | None:
@@ -192,8 +190,6 @@ class Runner:
         sorted by token count and run in batches of at most ``batch_size`` texts *and*
         ``max_tokens`` padded tokens, so a batch of long passages stays small: activation
         memory grows with batch x length (attention with length squared)."""
-        from qa.embeddings import token_batches
-
         prefix = self.prompts.get(prompt_name, "") if prompt_name else ""
         step = 256  # tokenise in slices, so a long list never holds one giant padded matrix
         for w in range(0, len(texts), step):
@@ -207,11 +203,10 @@ class Runner:
                 yield w + rows, np.asarray(vecs, dtype=np.float32)
 
 
-def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Runner | None:
-    """A Runner for ``backend``, or None (torch) when the model cannot be exported."""
-    from qa.embeddings import ModelError
-
-    why = _pipeline_ok(embedder.model)
+def load_runner(model, path: str, backend: str, settings, threads: int) -> Runner | None:
+    """A Runner for ``backend`` from a loaded SentenceTransformer ``model``, or None (torch)
+    when the model cannot be exported."""
+    why = _pipeline_ok(model)
     if why:
         log.warning("QA_BACKEND=%s not available for %s (%s): using torch", backend, path, why)
         return None
@@ -225,7 +220,7 @@ def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Ru
             f"QA_BACKEND={backend} needs {'onnxruntime' if backend.startswith('onnx') else 'openvino'} "
             f"installed ({exc}); or set QA_BACKEND=torch"
         ) from exc
-    onnx_file = ensure_exported(embedder.model, path, settings.cache_dir, int8=backend == "onnx-int8")
+    onnx_file = ensure_exported(model, path, settings.cache_dir, int8=backend == "onnx-int8")
     if backend in ("onnx", "onnx-int8"):
         session = _ort_session(
             onnx_file, threads, bool(getattr(settings, "onnx_spin", False)), bool(getattr(settings, "onnx_arena", True))
@@ -246,7 +241,7 @@ def load_runner(embedder, path: str, backend: str, settings, threads: int) -> Ru
         def run(ids, mask):
             with lock:  # one infer request: serialise callers
                 return np.array(request.infer({"input_ids": ids, "attention_mask": mask})[0], copy=True)
-    return Runner(hf_tokenizer(embedder.model), getattr(embedder.model, "prompts", {}), run, backend)
+    return Runner(hf_tokenizer(model), getattr(model, "prompts", {}), run, backend)
 
 
 # ---- the lean path: no torch, no sentence-transformers ----------------------------------------
@@ -362,7 +357,7 @@ def _ort_session(onnx_file: Path, threads: int, spin: bool = False, arena: bool 
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    # Memory: the token budget per batch (qa.embeddings.token_batches) bounds what one run
+    # Memory: the token budget per batch (qa.encoder.token_batches) bounds what one run
     # needs; the arena then grows by exactly that (_shared_arena).  Without an arena
     # (QA_ONNX_ARENA=false) buffers go back to malloc after each run, which measured about
     # half as fast here for no lower peak (bench/results/ingest_product.json).

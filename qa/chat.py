@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
+from qa.limits import QuestionTooLong, check_question
 from qa.models import Answer, Citation
 
 log = logging.getLogger("qa.chat")
@@ -360,7 +361,9 @@ class Chat:
             return self._say("empty", question, dialect, limit)
         if conversation_key and question.lower() in NEW_CONVERSATION:
             return self._forget(conversation_key, also_keys, question, dialect, limit)
-        if len(question) > self.max_question_chars:
+        try:
+            check_question(question, self.max_question_chars)
+        except QuestionTooLong:
             return self._say("too_long", question[:200], dialect, limit, n=len(question))
         try:
             bot = self._get()

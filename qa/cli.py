@@ -197,6 +197,12 @@ def ask(
     QA_SERVER_URL is set, the question is sent to it: no model or index load here.
     """
     settings = _settings(index, model)
+    from qa.limits import QuestionError, check_question
+
+    try:  # refused here, before a model loads or a server is asked (the same rule they apply)
+        check_question(question, settings.max_question_chars)
+    except QuestionError as exc:
+        _fail(str(exc), 2)
     ans = None
     if not local and model is None:
         ans = _ask_server(question, top_k, method, collection, settings, verbose)

@@ -29,15 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from qa import backends
 from qa.config import DEFAULT_MODEL, Settings
+from qa.encoder import DEFAULT_ALIASES, EncodeKind, ModelError, canonical_model, is_default_model, token_batches
+
+__all__ = ["BACKENDS", "DEFAULT_ALIASES", "Embedder", "ModelError", "get_embedder", "text_hash", "token_batches"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_ALIASES = {DEFAULT_MODEL, "intfloat/multilingual-e5-small", "e5-small", "default"}
-
-
-class ModelError(RuntimeError):
-    """The embedding model cannot be loaded (wrong name, offline, corrupt folder)."""
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -66,7 +64,7 @@ def backend_setting(settings: Settings) -> str:
 
 
 def resolve_model_path(name: str, settings: Settings) -> str:
-    if name in DEFAULT_ALIASES:
+    if is_default_model(name):
         from qa.e5convert import ensure_default_model
 
         return str(ensure_default_model(settings.cache_dir))
@@ -74,10 +72,10 @@ def resolve_model_path(name: str, settings: Settings) -> str:
 
 
 class Embedder:
-    """A loaded model plus the prompts it expects for queries and passages."""
+    """A loaded model plus the prompts it expects for queries and passages: a :class:`qa.encoder.Encoder`."""
 
     def __init__(self, name: str, settings: Settings):
-        self.name = DEFAULT_MODEL if name in DEFAULT_ALIASES else name
+        self.name = canonical_model(name)
         self.batch_size = settings.batch_size
         self.max_tokens = settings.embed_max_tokens
         self.backend = backend_setting(settings)
@@ -87,9 +85,7 @@ class Embedder:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         threads = settings.threads or os.cpu_count() or 1
         path = resolve_model_path(name, settings)
-        from qa.backends import load_lean
-
-        lean = load_lean(path, settings.cache_dir, self.backend, threads, settings.onnx_spin, settings.onnx_arena)
+        lean = backends.load_lean(path, settings.cache_dir, self.backend, threads, settings.onnx_spin, settings.onnx_arena)
         if lean is not None:
             self._runner = lean
             self.precision = "float32"
@@ -126,9 +122,7 @@ class Embedder:
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         if self.backend != "torch":
-            from qa.backends import load_runner
-
-            self._runner = load_runner(self, path, self.backend, settings, threads)
+            self._runner = backends.load_runner(self.model, path, self.backend, settings, threads)
             if self._runner is None:
                 self.backend = "torch"
 
@@ -217,6 +211,14 @@ class Embedder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, self.query_prompt)
 
+    def encode(self, texts: list[str], kind: EncodeKind) -> np.ndarray:
+        """The :class:`qa.encoder.Encoder` call: questions with the query prompt, texts with the passage one."""
+        if kind == "query":
+            return self.encode_queries(texts)
+        if kind == "passage":
+            return self.encode_passages(texts)
+        raise ValueError(f"kind must be 'query' or 'passage', not {kind!r}")
+
     def cached(self, text: str) -> np.ndarray | None:
         """The vector of a question embedded recently, or None (never computes one)."""
         with self._lock:
@@ -235,26 +237,6 @@ def get_embedder(name: str, settings: Settings) -> Embedder:
         if emb is None:
             emb = _embedders[key] = Embedder(name, settings)
         return emb
-
-
-def token_batches(lengths: np.ndarray, batch_size: int, max_tokens: int = 0) -> list[np.ndarray]:
-    """Row indices of batches, longest first: at most ``batch_size`` rows and, when
-    ``max_tokens`` > 0, at most ``max_tokens`` padded tokens (rows x longest row) each.
-
-    Sorting by token count keeps padding minimal; the token cap is what bounds memory: an
-    encoder's activations grow with batch x length (and attention with length squared), so
-    32 passages of 512 tokens need ~8x the memory of 32 of 64 tokens.  A single row longer
-    than the budget still runs, alone."""
-    lengths = np.asarray(lengths)
-    order = np.argsort(-lengths, kind="stable")
-    batches: list[np.ndarray] = []
-    i, n, cap = 0, len(order), max(1, batch_size)
-    while i < n:
-        width = max(1, int(lengths[order[i]]))  # the longest row of this batch comes first
-        size = cap if max_tokens <= 0 else max(1, min(cap, max_tokens // width))
-        batches.append(order[i : i + size])
-        i += size
-    return batches
 
 
 def text_hash(text: str, model_identity: str) -> str:

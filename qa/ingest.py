@@ -25,6 +25,7 @@ from qa.chunks import FENCE_RE, ChunkerConfig, chunk_document, refence
 from qa.config import Settings
 from qa.progress import make_progress
 from qa.embedcache import CacheWriter, open_cache
+from qa.encoder import canonical_model
 from qa.vectors.factory import publish as publish_store
 from qa.documents import MAX_BYTES, Document, Skipped, iter_files, load_document, skipped_files
 from qa.store import (
@@ -212,9 +213,9 @@ def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, u
     if prev_name and not rebuild:
         if prev_meta.get("schema") != str(SCHEMA_VERSION):
             report.rebuild_reason = "index format changed"
-        elif prev_meta.get("model") != _canonical_model(model_name):
+        elif prev_meta.get("model") != canonical_model(model_name):
             report.rebuild_reason = (
-                f"model changed ({prev_meta.get('model')} -> {_canonical_model(model_name)}): re-embedding everything"
+                f"model changed ({prev_meta.get('model')} -> {canonical_model(model_name)}): re-embedding everything"
             )
         elif prev_meta.get("lexical") != lexical.VERSION:
             report.rebuild_reason = f"lexical tokenizer changed ({prev_meta.get('lexical')} -> {lexical.VERSION})"
@@ -320,7 +321,7 @@ def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, u
         embedder = build.embedder
         meta = {
             "schema": str(SCHEMA_VERSION),
-            "model": _canonical_model(model_name),
+            "model": canonical_model(model_name),
             "model_identity": embedder.identity,
             "dim": str(embedder.dim),
             "chunker": cfg.fingerprint(),
@@ -512,13 +513,6 @@ def _hard_cut(chunks: list, doc: Document, hard_limit: int, report: IngestReport
                 fence_open=fence_open, fence_close=fence_close,
             ))
     return out
-
-
-def _canonical_model(name: str) -> str:
-    from qa.embeddings import DEFAULT_ALIASES
-    from qa.config import DEFAULT_MODEL
-
-    return DEFAULT_MODEL if name in DEFAULT_ALIASES else name
 
 
 def _stat(root: Path, rel: str) -> tuple[int | None, float | None]:

@@ -50,6 +50,17 @@ def _fast_tier_has_no_model(request, monkeypatch):
     monkeypatch.setattr(qa.embeddings.Embedder, "__init__", refuse)
 
 
+def sse(text: str) -> list[tuple[str, dict]]:
+    """The (event, data) pairs of a server-sent-events body."""
+    import json
+
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
 def make_settings(index_dir: Path, **kw):
     from qa.config import Settings
 

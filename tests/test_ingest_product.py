@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from qa.check import check_index
-from qa.embeddings import token_batches
+from qa.encoder import token_batches
 from qa.ingest import ingest
 from tests.conftest import FIXTURES, ROOT, make_settings
 

@@ -322,7 +322,7 @@ def test_readiness_probe_does_not_wait_for_the_model_load(built_index):
     """/readyz runs on the event loop and calls warm_in_background(); while the model loads, get()
     holds the loading lock for seconds. The probe must not wait for that lock: it used to, and froze
     every request (health checks included) for the whole warm-up."""
-    from api.deps import AssistantHolder
+    from api.runtime import AssistantHolder
 
     holder = AssistantHolder(make_settings(built_index))
     loading, release = threading.Event(), threading.Event()

@@ -3,12 +3,10 @@ the verified answer last, /ask falling back when the endpoint fails, and the LLM
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
-from tests.conftest import start_server, stop_server
+from tests.conftest import sse, start_server, stop_server
 from tests.fake_llm import FakeLLM, Reply
 from tests.test_writers import Q, cited
 
@@ -26,14 +24,6 @@ def llm_server(built_index, llm):
                        ready_path="/readyz", timeout=240)
     yield srv
     stop_server(srv)
-
-
-def sse(text: str) -> list[tuple[str, dict]]:
-    out = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        out.append((lines["event"], json.loads(lines["data"])))
-    return out
 
 
 def test_stream_sends_tokens_then_the_verified_answer(llm_server, llm):

@@ -28,8 +28,6 @@ from qa.config import Settings
 
 log = logging.getLogger("api.bots")
 
-MAX_BODY_BYTES = 1_000_000  # chat events are a few KB; refuse anything absurd before parsing
-
 
 class Deduper:
     """A thread-safe set of recently seen keys with a time-to-live and a size bound."""
@@ -109,13 +107,16 @@ class BotRuntime:
 
 
 async def read_body(request: Request) -> bytes:
-    """The raw body (signatures are computed over the exact bytes), bounded in size."""
+    """The raw body (signatures are computed over the exact bytes), at most QA_MAX_BOT_BODY_BYTES
+    (chat events are a few KB; the middleware applies the same setting before the route runs)."""
+    limit = request.app.state.settings.max_bot_body_bytes
+    too_large = APIError(413, "body_too_large", f"request body larger than {limit} bytes (QA_MAX_BOT_BODY_BYTES)")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise APIError(413, "too_large", "request body too large")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
     body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise APIError(413, "too_large", "request body too large")
+    if len(body) > limit:
+        raise too_large
     return body
 
 

@@ -16,24 +16,20 @@ Why this shape:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from api.deps import AskQueryDep, AssistantDep, HolderDep, SettingsDep, check_length
+from api.deps import AskQueryDep, AssistantDep, HolderDep
 from api.errors import APIError, ErrorResponse
-from api.routes.ask import conversations_unavailable
+from api.runtime import Step
 from api.security import AUTH_RESPONSES, PROTECTED
-from qa.assistant import Assistant, QuestionError
+from qa.limits import QuestionError
 from qa.vectors.base import StoreUnavailable
-from qa.questionlog import record_answer
 
 log = logging.getLogger("api")
 router = APIRouter(tags=["web"])
@@ -100,65 +96,37 @@ def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def _events(
-    bot: Assistant, question: str, top_k: int, method: str, collection: str | None, qlog=None, turn=None
-) -> AsyncIterator[bytes]:
-    """progress(searching) → progress(composing, passages) → answer, or a final ``error`` event.
+async def _events(steps: AsyncIterator[Step], first: Step) -> AsyncIterator[bytes]:
+    """progress(searching) → progress(composing, passages) → [token…] → answer, or a final ``error`` event.
 
-    The retrieval runs once; the page is told how many passages were found while the answer is
-    composed from those same hits (identical to ``/ask``'s answer).
-    """
+    ``steps`` is the runtime's :meth:`~api.runtime.AssistantHolder.stream`, whose ``first``
+    step was awaited before the response began (so a refusal was a plain JSON error)."""
     try:
-        searched = turn.resolution.searched if turn is not None else question
-        progress = {"stage": "searching"}
-        if searched != question:
-            progress["searched"] = searched  # a follow-up: show what is searched at once
-        yield _sse("progress", progress)
-        hits, timings = await run_in_threadpool(bot.retrieve, searched, top_k, method, collection)
-        yield _sse("progress", {"stage": "composing", "passages": len(hits)})
-
-        async def finish(answer):
-            if turn is not None:  # remember the turn of the conversation, say where it sits
-                answer = await run_in_threadpool(bot.finish, turn, answer)
-            record_answer(qlog, bot, answer, "web")
-            return answer
-
-        if bot.writer.name == "llm":
-            async for event in _written(bot, searched, hits, timings, finish):
-                yield event
-            return
-        answer = await finish(await run_in_threadpool(bot.answer, searched, hits, timings))
-        yield _sse("answer", answer.model_dump(mode="json"))
-    except QuestionError as exc:
-        yield _sse("error", {"error": {"code": "invalid_question", "message": str(exc)}})
+        step = first
+        while True:
+            if step.kind == "searching":
+                progress = {"stage": "searching"}
+                if step.value is not None:
+                    progress["searched"] = step.value  # a follow-up: show what is searched at once
+                yield _sse("progress", progress)
+            elif step.kind == "composing":
+                yield _sse("progress", {"stage": "composing", "passages": step.value})
+            elif step.kind == "token":
+                yield _sse("token", {"text": step.value})
+            else:
+                yield _sse("answer", step.value.model_dump(mode="json"))
+                return
+            step = await anext(steps)
+    except (QuestionError, APIError) as exc:
+        code = getattr(exc, "code", "invalid_question")
+        yield _sse("error", {"error": {"code": code, "message": str(getattr(exc, "detail", exc))}})
     except StoreUnavailable as exc:  # QA_VECTOR_STORE=milvus and Milvus does not answer
         yield _sse("error", {"error": {"code": "store_unavailable", "message": str(exc)}})
     except Exception:  # the status line is already sent: report in-band, never a stack trace
         log.exception("unhandled error while streaming an answer")
         yield _sse("error", {"error": {"code": "internal_error", "message": "internal error; the server log has the details"}})
-
-
-async def _written(bot: Assistant, question: str, hits, timings, finish) -> AsyncIterator[bytes]:
-    """An LLM writer's text as ``token`` events while it streams, then the verified ``answer``.
-
-    Tokens are the model's raw text (unverified); the ``answer`` event carries the checked
-    text, with ``sentences[i].supported``, which the page shows in their place."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str] = asyncio.Queue()
-
-    def on_token(piece: str) -> None:  # called on the LLM thread
-        loop.call_soon_threadsafe(queue.put_nowait, piece)
-
-    task = asyncio.ensure_future(run_in_threadpool(bot.answer, question, hits, timings, None, None, on_token))
-    while not task.done():
-        getter = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
-        if getter in done:
-            yield _sse("token", {"text": getter.result()})
-        else:
-            getter.cancel()
-    answer = await finish(task.result())
-    yield _sse("answer", answer.model_dump(mode="json"))
+    finally:
+        await steps.aclose()  # the question stops counting as pending even if the client left
 
 
 @router.get(
@@ -170,22 +138,17 @@ async def _written(bot: Assistant, question: str, hits, timings, finish) -> Asyn
         **AUTH_RESPONSES,
         200: {"content": {"text/event-stream": {}}, "description": "progress events, then one answer (or error) event"},
         422: {"model": ErrorResponse, "description": "invalid question or parameters"},
-        503: {"model": ErrorResponse, "description": "no index built yet"},
+        503: {"model": ErrorResponse, "description": "no index built yet, the server is too busy (Retry-After), or the conversation store is unavailable"},
     },
 )
-async def ask_stream(bot: AssistantDep, settings: SettingsDep, req: AskQueryDep, holder: HolderDep) -> StreamingResponse:
+async def ask_stream(bot: AssistantDep, req: AskQueryDep, holder: HolderDep) -> StreamingResponse:
     """Like ``GET /ask``, as server-sent events: ``progress`` (searching, composing) then ``answer`` (the Answer JSON)."""
-    # the dependency loads the index off the event loop, or answers 503 as JSON before any event
-    check_length(req, settings)
-    question, top_k, method, collection = req.question, req.top_k, req.method, req.collection
+    # the dependency loads the index off the event loop, or answers 503 as JSON before any event;
+    # the runtime's first step (length, QA_MAX_PENDING, the conversation) also comes before any byte
+    steps = holder.stream(bot, req)
     try:
-        question = bot.validate(question)
-    except QuestionError as exc:
-        raise APIError(422, "invalid_question", str(exc)) from None
-    try:  # the conversation is found before the first byte, so a broken store is a plain 503
-        turn = await run_in_threadpool(bot.begin, question, req.conversation_id or True)
-    except (sqlite3.Error, OSError) as exc:
-        raise conversations_unavailable(exc) from None
+        first = await anext(steps)
+    except StopAsyncIteration:  # never: a stream ends with its answer
+        raise APIError(500, "internal_error", "the answer stream ended early") from None
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"}
-    events = _events(bot, question, top_k, method, collection, getattr(holder, "questions", None), turn)
-    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    return StreamingResponse(_events(steps, first), media_type="text/event-stream", headers=headers)
