@@ -430,8 +430,9 @@ def test_backend_vectors_match_torch(backend, torch_ref, monkeypatch):
     p = (emb.encode_passages(BACKEND_TEXTS) * ref.encode_passages(BACKEND_TEXTS)).sum(1)
     q = (emb.encode_queries(BACKEND_TEXTS) * ref.encode_queries(BACKEND_TEXTS)).sum(1)
     assert p.min() >= 0.99 and q.min() >= 0.99, (p, q)
-    if backend != "onnx-int8":  # the float32 graphs are the same vectors, not approximations
-        assert p.min() >= 0.99999 and q.min() >= 0.99999, (p, q)
+    if backend != "onnx-int8":  # the float32 graphs are the same vectors, not approximations (int8: ~0.99);
+        # float32 kernels sum in a CPU-dependent order (AVX2 vs AVX-512): 1 - cos reaches 1e-5 on some CPUs
+        assert p.min() >= 0.9999 and q.min() >= 0.9999, (p, q)
     assert emb.vector_identity == ref.identity + (":int8" if backend == "onnx-int8" else "")
 
 
@@ -480,4 +481,4 @@ def test_default_backend_starts_lean_once_exported(torch_ref):
     assert max(len(i) for i in got["ids"]) == 512
     p = (np.array(got["passages"]) * torch_ref.encode_passages(texts)).sum(1)
     q = (np.array(got["queries"]) * torch_ref.encode_queries(texts)).sum(1)
-    assert p.min() >= 0.99999 and q.min() >= 0.99999, (p, q)
+    assert p.min() >= 0.9999 and q.min() >= 0.9999, (p, q)  # float32 up to CPU-dependent summation order
