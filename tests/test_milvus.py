@@ -169,6 +169,26 @@ def test_milvus_answers_like_faiss(published):
 
 
 @needs_milvus
+def test_milvus_finds_stubs_and_missing_names_like_faiss(published):
+    """The stub list and the "no article mentions X" lookup go through the store protocol."""
+    from qa.assistant import Assistant
+    from qa.vectors.factory import open_index
+
+    work, settings = published
+    faiss_bot = Assistant.open(work / "index", settings=make_settings(work / "index"))
+    milvus_bot = Assistant.open(settings=settings.model_copy(update={"index_dir": work / "empty"}))
+    stubs = open_index(settings).stub_ids()
+    assert stubs and stubs == faiss_bot.reader.stub_ids()
+    for q in ["Dockerfile 是什么？", "Velero 怎么备份 Helm release？"]:
+        a, b = faiss_bot.ask(q), milvus_bot.ask(q)
+        assert (b.status, b.unmentioned) == (a.status, a.unmentioned)
+        # the same section is cited (its number may differ: the two stores' BM25 rank alike, not equally)
+        cited = lambda ans: [c.heading for c in ans.citations if f"[{c.n}]" in ans.answer]  # noqa: E731
+        assert cited(b) == cited(a)
+    assert milvus_bot.ask("Velero 怎么备份 Helm release？").unmentioned == ["Velero"]
+
+
+@needs_milvus
 def test_collection_filter_is_pushed_into_the_search(tmp_path, milvus):
     from qa.embeddings import get_embedder
     from qa.ingest import ingest
