@@ -23,7 +23,7 @@ from qa.embeddings import Embedder, get_embedder
 from qa.encoder import same_model
 from qa.limits import QuestionError, check_question  # noqa: F401  (QuestionError: callers import it from here)
 from qa.models import Answer, Citation, ConversationInfo, IndexInfo, Scores, Timings
-from qa.questions import as_asked, mention_forms, named_terms
+from qa.mentions import MentionIndex
 from qa.retrieval import Hit, coverage, make_query, search
 from qa.store import IndexMismatch
 from qa.vectors.base import StoreUnavailable, VectorIndex
@@ -57,7 +57,7 @@ class Assistant:
         self._query_encoder = query_encoder
         self._lock = threading.Lock()
         self._last_check = 0.0
-        self._mention_cache: tuple[object, dict[str, bool]] = (None, {})
+        self._mentions: tuple[object, MentionIndex | None] = (None, None)
         self._stub_cache: tuple[object, list] = (None, [])
         self._reader = self._open_reader()
         self.embedder: Embedder = self._load_embedder(self._reader.model)
@@ -329,26 +329,13 @@ class Assistant:
         return Hit(chunk=rows[best], fused=0.0, coverage=coverage(query, rows[best].text))
 
     def unmentioned(self, question: str) -> list[str]:
-        """The question's names (see :func:`qa.questions.named_terms`) that no passage of the
-        served index mentions, as the question spells them; one lexical lookup per name,
-        remembered per generation."""
+        """The question's names (see :mod:`qa.mentions`) that no passage of the served index
+        mentions, as the question spells them."""
         reader = self.reader
         key = getattr(reader, "generation", None)
-        if self._mention_cache[0] != key:
-            self._mention_cache = (key, {})
-        seen = self._mention_cache[1]
-        out = []
-        for term in named_terms(question):
-            found = seen.get(term)
-            if found is None:
-                found = any(all(reader.lexical([t], 1) for t in ways) for ways in mention_forms(term))
-                with self._lock:
-                    if len(seen) >= 4096:
-                        seen.clear()
-                    seen[term] = found
-            if not found:
-                out.append(as_asked(question, term))
-        return out
+        if self._mentions[0] != key:
+            self._mentions = (key, MentionIndex(reader))
+        return self._mentions[1].missing(question)
 
     def _citation(self, n: int, h: Hit, highlights: list[list[int]]) -> Citation:
         c = h.chunk

@@ -704,6 +704,10 @@ def gaps(
         console.print("\n[bold]stub sections hit[/]")
         for s in r.stubs[:10]:
             console.print(f"   {s.hits:>4}  {escape(s.where)}  {escape(s.heading or s.title)}")
+    if r.unmentioned:
+        console.print("\n[bold]asked about, mentioned in no article[/]")
+        for m in r.unmentioned[:10]:
+            console.print(f"   {m.count:>4}  {escape(m.name)}  [dim]{escape(m.examples[0])}[/]")
     if html is not None:
         err.print(f"wrote {html}")
 @app.command("eval-dialogues")

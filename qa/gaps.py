@@ -94,6 +94,12 @@ class StubHit(BaseModel):
     examples: list[str]
 
 
+class MissingName(BaseModel):
+    name: str = Field(description="a product or tool name (Latin script) that no article mentions")
+    count: int = Field(description="not-covered questions that asked about it (repeats included)")
+    examples: list[str]
+
+
 class Day(BaseModel):
     start: float
     total: int
@@ -113,6 +119,9 @@ class GapReport(BaseModel):
     groups: list[Group]
     down_voted: list[DownVoted]
     stubs: list[StubHit]
+    unmentioned: list[MissingName] = Field(
+        default_factory=list, description="names asked about in not-covered questions that no article mentions, most asked first"
+    )
     timeline: list[Day]
     bucket: str = Field(description="day or week")
     index_generation: str | None = None
@@ -290,6 +299,31 @@ def _stub_lookup(reader, sources: set[tuple[str, int]]) -> set[tuple[str, int]]:
     return out
 
 
+def _missing_names(reader, texts: dict[str, dict]) -> list[MissingName]:
+    """Names in not-covered questions that the served index does not mention at all: the
+    plainest kind of gap ("people ask about Velero; nothing here mentions it")."""
+    if reader is None:
+        return []
+    from qa.mentions import MentionIndex
+    from qa.vectors.faiss import as_index
+
+    index = MentionIndex(as_index(reader))
+    counts: Counter = Counter()
+    shown: dict[str, str] = {}
+    examples: dict[str, Counter] = defaultdict(Counter)
+    for question, t in texts.items():
+        n = t["statuses"].get("not_covered", 0)
+        if not n:
+            continue
+        for name in index.missing(question):
+            key = name.lower()
+            counts[key] += n
+            shown.setdefault(key, name)
+            examples[key][question] += n
+    return [MissingName(name=shown[k], count=c, examples=[q for q, _ in examples[k].most_common(3)])
+            for k, c in sorted(counts.items(), key=lambda kc: (-kc[1], kc[0]))]
+
+
 def _nearest(reader, settings, centroid: np.ndarray, text: str) -> Nearest | None:
     from qa.answer import confidence
     from qa.retrieval import make_query, search
@@ -459,6 +493,7 @@ def build_report(
     else:
         groups_total = 0
 
+    unmentioned = _missing_names(reader, texts)
     stubs = sorted(
         (StubHit(where=f"{p}:{line}", path=p, line=line, title=e["title"], heading=e["heading"], hits=e["hits"],
                  examples=[q for q, _ in e["ex"].most_common(3)]) for (p, line), e in stub_hits.items()),
@@ -475,7 +510,7 @@ def build_report(
     return GapReport(
         generated_at=now, since=since, until=now, questions=len(rows), statuses=dict(statuses),
         votes={"up": up, "down": down}, groups_total=groups_total, groups=groups, down_voted=down_voted[:50],
-        stubs=stubs[:30], timeline=timeline, bucket="week" if bucket_s > DAY else "day",
+        stubs=stubs[:30], unmentioned=unmentioned[:30], timeline=timeline, bucket="week" if bucket_s > DAY else "day",
         index_generation=getattr(reader, "generation", None), took_ms=round((time.perf_counter() - t0) * 1000, 1),
     )
 

@@ -159,6 +159,14 @@ def render_html(report: GapReport, title: str = "What the articles don't cover y
         "</tr>"
         for s in r.stubs
     ) or '<tr><td colspan="3" class="empty">no stub was hit</td></tr>'
+    names = "".join(
+        "<tr>"
+        f"<td><code>{e(m.name)}</code></td>"
+        f'<td class="num">{m.count}</td>'
+        f"<td><ul class=\"ex\">{''.join(f'<li>{e(q)}</li>' for q in m.examples)}</ul></td>"
+        "</tr>"
+        for m in r.unmentioned
+    ) or '<tr><td colspan="3" class="empty">every name asked about is mentioned somewhere</td></tr>'
     period = f"{_date(r.since)} – {_date(r.until)}"
     return f"""<!doctype html>
 <html lang="en">
@@ -197,6 +205,12 @@ Showing {len(r.groups)} of {r.groups_total} topics.</p>
 <table>
 <thead><tr><th scope="col">section</th><th scope="col" class="num">hits</th><th scope="col">questions</th></tr></thead>
 <tbody>{stubs}</tbody>
+</table>
+
+<h2 id="names">Names asked about that no article mentions</h2>
+<table>
+<thead><tr><th scope="col">name</th><th scope="col" class="num">not covered</th><th scope="col">questions</th></tr></thead>
+<tbody>{names}</tbody>
 </table>
 </main>
 </body>

@@ -67,6 +67,19 @@ def test_each_missing_topic_is_one_group_that_nothing_covers(logged, assistant):
     assert r.groups[0].gaps >= r.groups[-1].gaps
 
 
+def test_names_no_article_mentions_are_listed_by_how_often_they_went_unanswered(logged, assistant):
+    ql, answers = logged
+    r = build_report(ql, parse_since("1d"), reader=assistant.reader, settings=assistant.settings)
+    names = {m.name.lower(): m for m in r.unmentioned}
+    kafka = [q for q in TOPICS["kafka"] + [HOSTILE] if answers[q].status == "not_covered"]
+    assert kafka and names["kafka"].count == 3 * len(kafka)  # every logged ask, repeats included
+    assert set(names["kafka"].examples) <= set(kafka)
+    assert "jenkins" in names and "helm" not in names  # the fixture articles are about Helm
+    assert [m.count for m in r.unmentioned] == sorted((m.count for m in r.unmentioned), reverse=True)
+    page = render_html(r)
+    assert 'id="names"' in page and "<code>Kafka</code>" in page
+
+
 def test_down_votes_listed_with_their_sources_and_the_timeline(logged, assistant):
     ql, answers = logged
     r = build_report(ql, parse_since("1d"), reader=assistant.reader, settings=assistant.settings)
@@ -119,6 +132,7 @@ def test_cli_gaps_json_and_html(logged, built_index, tmp_path):
     text = subprocess.run([sys.executable, "-m", "qa.cli", "gaps", "--index", str(built_index)],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert text.returncode == 0 and "asked" in text.stdout and "voted down" in text.stdout
+    assert "mentioned in no article" in text.stdout and "Kafka" in text.stdout
     missing = subprocess.run([sys.executable, "-m", "qa.cli", "gaps", "--index", str(tmp_path / "nothing")],
                              capture_output=True, text=True, cwd=ROOT, env={**env, "QA_STATE_DIR": str(tmp_path / "none")}, timeout=120)
     assert missing.returncode == 2 and "no question log" in missing.stderr
