@@ -334,8 +334,8 @@ class Chat:
         from qa.config import get_settings
 
         settings = settings or get_settings()
-        bot = Assistant.open(index_dir, settings)
-        return cls(bot, max_question_chars=settings.max_question_chars)
+        assistant = Assistant.open(index_dir, settings)
+        return cls(assistant, max_question_chars=settings.max_question_chars)
 
     def reply(
         self,
@@ -366,13 +366,13 @@ class Chat:
         except QuestionTooLong:
             return self._say("too_long", question[:200], dialect, limit, n=len(question))
         try:
-            bot = self._get()
+            assistant = self._get()
         except Exception as exc:  # e.g. the service's holder: no index built yet
             log.warning("assistant unavailable: %s", getattr(exc, "detail", exc))
             return self._say("unavailable", question, dialect, limit)
-        conversation = self._conversation(bot, conversation_key)
+        conversation = self._conversation(assistant, conversation_key)
         try:
-            answer = bot.ask(question, top_k=self.top_k, collection=collection, conversation=conversation)
+            answer = assistant.ask(question, top_k=self.top_k, collection=collection, conversation=conversation)
         except Exception:
             log.exception("answering %r failed", question[:80])
             return self._say("error", question, dialect, limit)
@@ -382,7 +382,7 @@ class Chat:
             except Exception:  # noqa: BLE001 - logging must never cost a reply
                 log.exception("on_answer hook failed")
         if conversation_key and answer.conversation_id:
-            self._bind(bot, (conversation_key, *also_keys), answer.conversation_id)
+            self._bind(assistant, (conversation_key, *also_keys), answer.conversation_id)
         r = render(answer, dialect, limit, question if quote_question else None, self.max_sources,
                    searched=answer.searched)
         return Reply(
@@ -396,23 +396,23 @@ class Chat:
         )
 
     @staticmethod
-    def _conversation(bot, key: str | None):
+    def _conversation(assistant, key: str | None):
         """The live conversation id under ``key``, True for a new one, None without a key.
 
         A broken conversation store must not silence the bot: the message is answered alone."""
         if not key:
             return None
         try:
-            return bot.conversations.for_key(key) or True
+            return assistant.conversations.for_key(key) or True
         except Exception:
             log.exception("conversation store unavailable; answering without the thread")
             return None
 
     @staticmethod
-    def _bind(bot, keys, conversation_id: str) -> None:
+    def _bind(assistant, keys, conversation_id: str) -> None:
         try:
             for k in keys:
-                bot.conversations.bind_key(k, conversation_id)
+                assistant.conversations.bind_key(k, conversation_id)
         except Exception:
             log.exception("could not remember the conversation of a chat thread")
 

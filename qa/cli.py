@@ -215,15 +215,15 @@ def ask(
         from qa.vectors.base import StoreUnavailable
 
         try:
-            bot = Assistant.open(settings=settings)
-            ans = bot.ask(question, top_k=top_k, method=method, collection=collection)
+            assistant = Assistant.open(settings=settings)
+            ans = assistant.ask(question, top_k=top_k, method=method, collection=collection)
         except (IndexNotFound, IndexMismatch, QuestionError) as exc:
             _fail(str(exc), 2)
         except StoreUnavailable as exc:  # QA_VECTOR_STORE=milvus and Milvus does not answer
             _fail(str(exc), 3)
         from qa.questionlog import close_logs, open_log, record_answer
 
-        record_answer(open_log(settings), bot, ans, "cli")  # a server logs what it answers itself
+        record_answer(open_log(settings), assistant, ans, "cli")  # a server logs what it answers itself
         close_logs()
     if json_out:
         print(ans.model_dump_json(indent=2))
@@ -297,16 +297,16 @@ def chat(
 
     settings = _settings(index, model, followup=followup)
     try:
-        bot = Assistant.open(settings=settings)
+        assistant = Assistant.open(settings=settings)
     except (IndexNotFound, IndexMismatch) as exc:
         _fail(str(exc), 2)
     # the CLI's conversation lives in this process only: nothing is written beside the index
-    bot._conversations = ConversationStore(":memory:", settings.conversation_ttl_s, settings.conversation_max_turns)
+    assistant._conversations = ConversationStore(":memory:", settings.conversation_ttl_s, settings.conversation_max_turns)
     interactive = sys.stdin.isatty()
     if interactive:
         _readline_history(settings.cache_dir / "chat_history")
         err.print("[dim]one question per line · /new starts a new conversation · /quit or Ctrl-D ends[/]")
-    conv = bot.conversation()
+    conv = assistant.conversation()
     while True:
         try:
             line = input("问> " if interactive else "")
@@ -321,7 +321,7 @@ def chat(
         if q in ("/quit", "/exit", "/q"):
             break
         if q == "/new":
-            conv = bot.conversation()
+            conv = assistant.conversation()
             if not json_out:
                 console.print("[dim]— new conversation —[/]")
             continue
@@ -734,7 +734,7 @@ def eval_dialogues_cmd(
         _fail(f"{dataset} not found")
     settings = _settings(index)
     try:
-        bot = Assistant.open(settings=settings)
+        assistant = Assistant.open(settings=settings)
     except (IndexNotFound, IndexMismatch) as exc:
         _fail(str(exc), 2)
     from rich.progress import Progress
@@ -742,7 +742,7 @@ def eval_dialogues_cmd(
     try:
         with Progress(console=err, disable=json_out or not sys.stderr.isatty(), transient=True) as bar:
             task = bar.add_task("dialogues (resolution on, off, in context)", total=None)
-            result = evaluate_dialogues(dataset, bot, top_k=top_k or settings.top_k, collection=collection,
+            result = evaluate_dialogues(dataset, assistant, top_k=top_k or settings.top_k, collection=collection,
                                         progress=lambda: bar.advance(task))
     except ValueError as exc:
         _fail(str(exc))
@@ -752,7 +752,7 @@ def eval_dialogues_cmd(
         if not standalone.exists():
             _fail(f"{standalone} not found")
         result["standalone_set"] = standalone_rate(standalone)
-    result["index"] = {"dir": str(settings.index_dir), **{k: bot.stats().get(k) for k in ("generation", "model", "chunks", "documents")}}
+    result["index"] = {"dir": str(settings.index_dir), **{k: assistant.stats().get(k) for k in ("generation", "model", "chunks", "documents")}}
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -109,7 +109,7 @@ def _group(t: dict, i: int) -> str:
     return "followup" if t.get("followup") else "standalone"
 
 
-def evaluate_dialogues(path: Path, bot, top_k: int = DEFAULT_TOP_K, collection: str | None = None, progress=None) -> dict:
+def evaluate_dialogues(path: Path, assistant, top_k: int = DEFAULT_TOP_K, collection: str | None = None, progress=None) -> dict:
     """Ask every dialogue with resolution on and off; return the scores (see module docstring)."""
     dialogues = load_dialogues(path)
     scores = {mode: {g: _Scores() for g in ("first", "followup", "standalone", "standalone_in_context")} for mode in ("on", "off")}
@@ -124,8 +124,8 @@ def evaluate_dialogues(path: Path, bot, top_k: int = DEFAULT_TOP_K, collection: 
         t1 = time.perf_counter()
         if mode == "on":
             resolve_ms.append((t1 - t0) * 1000)
-        hits, timings = bot.retrieve(res.searched, top_k, "hybrid", collection)
-        ans = bot.answer(res.searched, hits, timings=timings)
+        hits, timings = assistant.retrieve(res.searched, top_k, "hybrid", collection)
+        ans = assistant.answer(res.searched, hits, timings=timings)
         latency[mode].append((time.perf_counter() - t0) * 1000)
         return res, ans
 

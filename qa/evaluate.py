@@ -132,8 +132,8 @@ def evaluate(
         eval_settings = settings.model_copy(update={"index_dir": index_dir})
         build = ({"seconds": 0.0, "passages": None, "distractor_files": None, "reused": str(index)} if index
                  else build_eval_index(ds, eval_settings, index_dir, distractors, progress))
-        bot = Assistant.open(index_dir, settings=eval_settings)
-        build["passages"] = bot.reader.n_chunks  # what is searched (an unchanged re-ingest reports 0)
+        assistant = Assistant.open(index_dir, settings=eval_settings)
+        build["passages"] = assistant.reader.n_chunks  # what is searched (an unchanged re-ingest reports 0)
         skipped = [dict(s, set="dataset") for s in ds.skipped]
         unans: list[Question] = []
         if unanswerable:
@@ -142,7 +142,7 @@ def evaluate(
             skipped += [dict(s, set="unanswerable") for s in u.skipped]
         results = {}
         for method in methods:
-            results[method] = run_method(bot, ds.questions, unans, method, progress, answer_budgets, skipped)
+            results[method] = run_method(assistant, ds.questions, unans, method, progress, answer_budgets, skipped)
         out = {
             "format": "squad",
             "dataset": str(dataset),
@@ -151,7 +151,7 @@ def evaluate(
             "distractors": str(distractors) if distractors else None,
             "unanswerable": str(unanswerable) if unanswerable else None,
             "index": build,
-            "model": bot.reader.model,
+            "model": assistant.reader.model,
             "settings": _settings_summary(settings),
         }
         _merge_methods(out, methods, results)
@@ -210,7 +210,7 @@ class AnswerStats:
         self.given = 0
         self.meta_first = 0
 
-    def add(self, bot, question: str, answers: list[str], hits, ans) -> dict:
+    def add(self, assistant, question: str, answers: list[str], hits, ans) -> dict:
         """Score one answerable question; returns the per-question facts."""
         self.n += 1
         row = {"answer_hit": False, "lead_hit": False, "answer_hit@80": False, "meta_first": False}
@@ -223,14 +223,14 @@ class AnswerStats:
         first = cues.first_sentence(ans.answer)
         row["lead_hit"] = _contains(answers, first)
         row["meta_first"] = cues.is_meta_sentence(first)
-        short = bot.answer(question, hits[:5], answer_chars=self.SHORT).answer
+        short = assistant.answer(question, hits[:5], answer_chars=self.SHORT).answer
         row["answer_hit@80"] = _contains(answers, short)
         self.hits += row["answer_hit"]
         self.lead += row["lead_hit"]
         self.short += row["answer_hit@80"]
         self.meta_first += row["meta_first"]
         for b in self.budgets:
-            text = bot.answer(question, hits[:5], answer_chars=b).answer
+            text = assistant.answer(question, hits[:5], answer_chars=b).answer
             self.budget_lengths[b].append(len(_plain(text)))
             self.budget_hits[b] += _contains(answers, text)
         return row
@@ -302,7 +302,7 @@ def dangling_colon(ans) -> bool:
 
 
 def run_method(
-    bot, questions: list[Question], unanswerable: list[Question], method: str, progress: bool,
+    assistant, questions: list[Question], unanswerable: list[Question], method: str, progress: bool,
     answer_budgets: tuple[int, ...] = (), skipped: list[dict] | None = None,
 ) -> dict:
     """Rank, answer and abstain as ``/ask`` does.  ``answer_budgets``: extra answer length
@@ -321,9 +321,9 @@ def run_method(
     for q in questions:
         t = time.perf_counter()
         try:
-            question = bot.validate(q.question)
-            hits, timings = bot.retrieve(question, top_k=10, method=method)
-            ans = bot.answer(question, hits[:5], timings)
+            question = assistant.validate(q.question)
+            hits, timings = assistant.retrieve(question, top_k=10, method=method)
+            ans = assistant.answer(question, hits[:5], timings)
         except QuestionError as exc:
             skipped.append({"id": q.qid, "where": "asking", "reason": str(exc), "set": "dataset"})
             bar.advance()
@@ -331,13 +331,13 @@ def run_method(
         latencies.append((time.perf_counter() - t) * 1000)
         relevance.append([passage_hit(q, h.chunk.doc_path, h.chunk.text) for h in hits])
         conf_answerable.append(ans.confidence)
-        stats.add(bot, question, q.answers, hits, ans)
+        stats.add(assistant, question, q.answers, hits, ans)
         faults.add(ans)
         bar.advance()
     abstained = 0
     for q in unanswerable:
         try:
-            a = bot.ask(q.question, top_k=5, method=method)
+            a = assistant.ask(q.question, top_k=5, method=method)
         except QuestionError as exc:
             skipped.append({"id": q.qid, "where": "asking", "reason": str(exc), "set": "unanswerable"})
             bar.advance()
@@ -441,9 +441,9 @@ def evaluate_real(
         eval_settings = settings.model_copy(update={"index_dir": index_dir})
         build = ({"seconds": 0.0, "reused": str(index)} if index
                  else build_real_index(corpora, eval_settings, index_dir, progress))
-        bot = Assistant.open(index_dir, settings=eval_settings)
-        build["passages"] = bot.reader.n_chunks
-        docs = {(d["collection"], d["path"]) for d in bot.reader.documents()}
+        assistant = Assistant.open(index_dir, settings=eval_settings)
+        build["passages"] = assistant.reader.n_chunks
+        docs = {(d["collection"], d["path"]) for d in assistant.reader.documents()}
         present = {c for c, _ in docs}
         absent = [c for c in needed if c not in present]
         if absent:
@@ -456,7 +456,7 @@ def evaluate_real(
             else:
                 keep.append(q)
         rs.questions = keep
-        results = {m: run_real(bot, rs, m, progress, answer_budgets) for m in methods}
+        results = {m: run_real(assistant, rs, m, progress, answer_budgets) for m in methods}
         out = {
             "format": "real",
             "dataset": str(dataset),
@@ -465,7 +465,7 @@ def evaluate_real(
             "stub_questions": len(rs.of("stub")),
             "corpora": {k: str(v) for k, v in corpora.items()},
             "index": build,
-            "model": bot.reader.model,
+            "model": assistant.reader.model,
             "settings": _settings_summary(settings),
         }
         _merge_methods(out, methods, results)
@@ -476,7 +476,7 @@ def evaluate_real(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_real(bot, rs: RealSet, method: str, progress: bool, answer_budgets: tuple[int, ...] = ()) -> dict:
+def run_real(assistant, rs: RealSet, method: str, progress: bool, answer_budgets: tuple[int, ...] = ()) -> dict:
     """Every question of a real set through retrieve + answer (top 10 ranked, 5 cited, as
     /ask); per-question facts go to ``per_question`` for reading and comparing runs."""
     from qa.assistant import QuestionError
@@ -496,9 +496,9 @@ def run_real(bot, rs: RealSet, method: str, progress: bool, answer_budgets: tupl
     for q in rs.questions:
         t = time.perf_counter()
         try:
-            question = bot.validate(q.question)
-            hits, timings = bot.retrieve(question, top_k=10, method=method)
-            ans = bot.answer(question, hits[:5], timings)
+            question = assistant.validate(q.question)
+            hits, timings = assistant.retrieve(question, top_k=10, method=method)
+            ans = assistant.answer(question, hits[:5], timings)
         except QuestionError as exc:
             rs.skipped.append({"id": q.qid, "where": "asking", "reason": str(exc)})
             bar.advance()
@@ -512,7 +512,7 @@ def run_real(bot, rs: RealSet, method: str, progress: bool, answer_budgets: tupl
             relevance.append(rel)
             file_first.append(bool(hits) and file_hit(q, hits[0].chunk))
             conf["answerable"].append(ans.confidence)
-            row.update(stats.add(bot, question, q.answers, hits, ans))
+            row.update(stats.add(assistant, question, q.answers, hits, ans))
             row["hit@1"] = bool(rel[:1] and rel[0])
             row["file_hit@1"] = file_first[-1]
             tally = by_type.setdefault(q.type, [0, 0, 0])

@@ -120,8 +120,9 @@ def named_terms(question: str) -> list[str]:
 
     A near-topic question about a product the articles never mention (Velero, Loki, Dapr …)
     shares every other word with them — namespaces, backups, Pods — so retrieval finds
-    confident-looking passages; the absent name is what gives it away.  Versions and plain
-    English words are not names."""
+    confident-looking passages; the absent name is what gives it away.  A name is spelled like
+    one: a capital letter, a digit or a joiner (``Velero``, ``k3s``, ``cri-o``); all-lowercase
+    words ("channel", "consumer lag"), versions and plain English words are not names."""
     out: dict[str, None] = {}
     for m in lexical.TOKEN_RE.finditer(lexical.fold(question)):
         t = m.group()
@@ -129,6 +130,9 @@ def named_terms(question: str) -> list[str]:
             continue
         if not any(c.isalpha() for c in t):
             continue
+        spelled = as_asked(question, t)
+        if spelled == spelled.lower() and not any(c.isdigit() or c in "-._+" for c in spelled):
+            continue  # "channel", "consumer lag": words, not names (Velero, Loki, k3s, CRI-O are)
         out[t] = None
     return list(out)
 
