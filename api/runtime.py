@@ -38,7 +38,7 @@ from qa.assistant import Assistant
 from qa.config import Settings
 from qa.conversations import BadConversationId
 from qa.limits import QuestionError, check_question
-from qa.models import Answer
+from qa.responses import Answer
 from qa.questionlog import record_answer
 from qa.store import IndexMismatch, IndexNotFound, generation_number
 from qa.vectors.base import StoreUnavailable
@@ -59,7 +59,7 @@ class Step:
     """One step of a streamed answer: ``searching`` (``value``: what is searched when a follow-up
     was rewritten, else None), ``composing``
     (``value``: how many passages were found), ``token`` (an LLM writer's raw text) or
-    ``answer`` (``value``: the :class:`qa.models.Answer`)."""
+    ``answer`` (``value``: the :class:`qa.responses.Answer`)."""
 
     kind: Literal["searching", "composing", "token", "answer"]
     value: Any

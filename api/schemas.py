@@ -1,4 +1,4 @@
-"""Request shapes of the HTTP API (responses reuse ``qa.models``), and the limits the
+"""Request shapes of the HTTP API (responses reuse ``qa.responses``), and the limits the
 OpenAPI schema publishes from the settings (:func:`publish_limits`)."""
 
 from __future__ import annotations

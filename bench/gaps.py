@@ -147,7 +147,7 @@ def main() -> None:
     from qa.config import Settings
     from qa.gaps import DISTANCE, build_report, cluster
     from qa.ingest import ingest
-    from qa.models import new_answer_id
+    from qa.responses import new_answer_id
     from qa.questionlog import QuestionLog, cached_vector, db_path, record_answer, vector_from
 
     rng = random.Random(SEED)

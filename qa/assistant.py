@@ -22,7 +22,7 @@ from qa.config import Settings, get_settings
 from qa.embeddings import Embedder, get_embedder
 from qa.encoder import same_model
 from qa.limits import QuestionError, check_question  # noqa: F401  (QuestionError: callers import it from here)
-from qa.models import Answer, Citation, ConversationInfo, IndexInfo, Scores, Timings
+from qa.responses import Answer, Citation, ConversationInfo, IndexInfo, Scores, Timings
 from qa.mentions import MentionIndex
 from qa.retrieval import Hit, coverage, make_query, search
 from qa.store import IndexMismatch

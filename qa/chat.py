@@ -7,7 +7,7 @@ Bot authors embed the assistant with three things from here::
     chat = Chat.open("index/")                 # open the index once (loads the model)
     reply = chat.reply("@bot Redis 缓存默认多久过期？", MARKDOWN)
     send_to_my_chat(reply.text)                # within MARKDOWN.limit, user text escaped
-    reply.answer                               # the pydantic qa.models.Answer (citations, timings)
+    reply.answer                               # the pydantic qa.responses.Answer (citations, timings)
 
 ``Chat`` is safe to share between threads: ``Assistant.ask`` is thread-safe and ``Chat``
 keeps no per-call state. Webhook adapters (``api/bots``) stay thin because everything a chat
@@ -29,7 +29,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from qa.limits import QuestionTooLong, check_question
-from qa.models import Answer, Citation
+from qa.responses import Answer, Citation
 
 log = logging.getLogger("qa.chat")
 

@@ -244,7 +244,7 @@ def _ask_server(question, top_k, method, collection, settings, verbose):
         return None
     import httpx
 
-    from qa.models import Answer
+    from qa.responses import Answer
 
     headers = {}
     if settings.api_keys is not None:

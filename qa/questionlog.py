@@ -42,7 +42,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from qa.models import Answer
+from qa.responses import Answer
 
 log = logging.getLogger("qa.questionlog")
 

@@ -3,7 +3,7 @@ chat dialects) Markdown and plain text within a length limit."""
 
 from __future__ import annotations
 
-from qa.models import Answer
+from qa.responses import Answer
 
 
 def render_terminal(ans: Answer, console) -> None:

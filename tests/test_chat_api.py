@@ -12,7 +12,7 @@ import pytest
 from qa.chat import (
     DINGTALK, FEISHU, MARKDOWN, SLACK, TEXT, WECOM, Chat, clean_question, fit_text, render,
 )
-from qa.models import Answer, Citation, IndexInfo, Scores
+from qa.responses import Answer, Citation, IndexInfo, Scores
 from tests.conftest import ROOT
 
 QUESTION = "Redis 缓存默认多久过期？"

@@ -179,7 +179,7 @@ def test_qa_eval_real_set_needs_every_corpus(tmp_path):
 
 def test_dangling_colon_seen_from_highlights():
     from qa.evaluate import dangling_colon
-    from qa.models import Answer, Citation, IndexInfo, Scores
+    from qa.responses import Answer, Citation, IndexInfo, Scores
 
     text = "Docker 镜像是一个特殊的文件系统，包含：\n\n- 程序\n- 库\n\n镜像不包含动态数据。"
     colon_end = text.index("：") + 1

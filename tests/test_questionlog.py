@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.models import Answer, Citation, IndexInfo, Scores
+from qa.responses import Answer, Citation, IndexInfo, Scores
 from qa.questionlog import DB_NAME, QuestionLog, UnknownAnswer, close_logs, db_path, open_log, vector_from
 from tests.conftest import ROOT, make_settings
 

@@ -365,7 +365,7 @@ def test_citation_urls_are_http_only_and_titles_stay_text(tmp_path):
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "JavaScript:alert(1)", " javascript:x", "data:text/html,x",
                                  "vbscript:x", "//evil.example/x", "/relative/path", "https://", "http://a\nb"])
 def test_only_absolute_http_urls_survive(url):
-    from qa.models import Citation
+    from qa.responses import Citation
 
     c = Citation(n=1, title="t", path="p", url=url, heading="", text="x", start=0, end=1, line_start=1,
                  line_end=1, scores={"fused": 1.0})

@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from api.deps import AskQueryDep, AssistantDep, HolderDep
 from api.errors import ErrorResponse
 from api.schemas import AskRequest
-from qa.models import Answer
+from qa.responses import Answer
 
 log = logging.getLogger("api")
 router = APIRouter(tags=["ask"])

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from qa.config import Settings
-    from qa.models import SentenceCheck
+    from qa.responses import SentenceCheck
     from qa.retrieval import Hit
 
 #: called with each piece of text as an LLM streams it (before verification)

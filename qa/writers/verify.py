@@ -29,7 +29,7 @@ import numpy as np
 
 from qa import lexical
 from qa.chunks import split_sentences
-from qa.models import SentenceCheck
+from qa.responses import SentenceCheck
 from qa.writers.base import EncodeFn
 
 # [1] [1][2] [1,2] [1、2] 【1】 and the same with full-width brackets/digits (NFKC'd before matching)
