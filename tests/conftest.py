@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,21 @@ def assistant(built_index):
     from qa.assistant import Assistant
 
     return Assistant.open(built_index, settings=make_settings(built_index))
+
+
+def side_by_side(request, runs: dict):
+    """For a module fixture (``yield from side_by_side(request, {...})``): start the runs (key:
+    the name of the test function that reads the result; value: a callable, typically one
+    subprocess) whose test is selected, each in its own thread, and yield their Futures.
+
+    A `qa` process spends seconds loading jieba and the model on one core; started together,
+    independent read-only runs share the machine's cores instead of queuing. Each test still
+    checks its own process's result and fails on its own."""
+    selected = {getattr(item, "originalname", item.name) for item in request.session.items}
+    todo = {name: run for name, run in runs.items() if name in selected}
+    with ThreadPoolExecutor(max(1, len(todo))) as pool:
+        futures: dict[str, Future] = {name: pool.submit(run) for name, run in todo.items()}
+        yield futures
 
 
 def free_port() -> int:
