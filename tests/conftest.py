@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # marked from the fixtures they use (transitively), so a new test on `assistant` or `server` is
 # marked without anyone remembering to; modules that use the model otherwise mark themselves.
 MODEL_FIXTURES = {"built_index", "assistant", "seed"}
-SERVER_FIXTURES = {"server"}
+SERVER_FIXTURES = {"server", "bot"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -91,6 +92,21 @@ def assistant(built_index):
     return Assistant.open(built_index, settings=make_settings(built_index))
 
 
+def side_by_side(request, runs: dict):
+    """For a module fixture (``yield from side_by_side(request, {...})``): start the runs (key:
+    the name of the test function that reads the result; value: a callable, typically one
+    subprocess) whose test is selected, each in its own thread, and yield their Futures.
+
+    A `qa` process spends seconds loading jieba and the model on one core; started together,
+    independent read-only runs share the machine's cores instead of queuing. Each test still
+    checks its own process's result and fails on its own."""
+    selected = {getattr(item, "originalname", item.name) for item in request.session.items}
+    todo = {name: run for name, run in runs.items() if name in selected}
+    with ThreadPoolExecutor(max(1, len(todo))) as pool:
+        futures: dict[str, Future] = {name: pool.submit(run) for name, run in todo.items()}
+        yield futures
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -102,10 +118,8 @@ class Server:
         self.proc, self.url = proc, url
 
 
-def start_server(index_dir: Path, env_extra: dict | None = None, ready_path: str = "/healthz", timeout: float = 90) -> Server:
-    """A real uvicorn process on 127.0.0.1 (not an in-process test client)."""
-    import httpx
-
+def spawn_server(index_dir: Path, env_extra: dict | None = None) -> Server:
+    """Start a real uvicorn process on 127.0.0.1 (not an in-process test client); see wait_ready."""
     port = free_port()
     env = {**os.environ, "QA_INDEX_DIR": str(index_dir), **(env_extra or {})}
     proc = subprocess.Popen(
@@ -113,19 +127,32 @@ def start_server(index_dir: Path, env_extra: dict | None = None, ready_path: str
          "--port", str(port), "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    return Server(proc, f"http://127.0.0.1:{port}")
+
+
+def wait_ready(server: Server, ready_path: str = "/healthz", timeout: float = 90) -> Server:
+    """Poll ``ready_path`` until it answers below 500; kill the process if it never does."""
+    import httpx
+
+    proc, url = server.proc, server.url
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {proc.stdout.read().decode(errors='replace')}")
         try:
             if httpx.get(url + ready_path, timeout=1).status_code < 500:
-                return Server(proc, url)
+                return server
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("server did not start in time")
+
+
+def start_server(index_dir: Path, env_extra: dict | None = None, ready_path: str = "/healthz", timeout: float = 90) -> Server:
+    """A real uvicorn process on 127.0.0.1 (not an in-process test client), once it is ready.
+    Several servers: spawn_server each, then wait_ready each, so they start side by side."""
+    return wait_ready(spawn_server(index_dir, env_extra), ready_path, timeout)
 
 
 def stop_server(server: Server) -> None:
@@ -139,5 +166,30 @@ def stop_server(server: Server) -> None:
 @pytest.fixture(scope="session")
 def server(built_index):
     srv = start_server(built_index, ready_path="/readyz")
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture(scope="session")
+def fake():
+    """tests/test_bots.py's local server playing Slack, Feishu, DingTalk and WeCom."""
+    from tests.test_bots import FakePlatforms
+
+    f = FakePlatforms()
+    f.thread.start()
+    yield f
+    f.server.shutdown()
+    f.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def bot(built_index, fake):
+    """ONE real server with every platform configured, all outgoing calls pointed at ``fake``;
+    shared by test_bots.py, test_conversations_bots.py and test_feedback_bots.py (every test
+    there uses its own channel, chat, user or message id, so they cannot see each other's
+    answers). A module that needs other settings defines its own ``fake`` or starts its own."""
+    from tests.test_bots import bot_env
+
+    srv = start_server(built_index, env_extra=bot_env(fake), ready_path="/readyz")
     yield srv
     stop_server(srv)

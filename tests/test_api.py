@@ -1,11 +1,9 @@
-"""The HTTP API over a real uvicorn process on 127.0.0.1."""
+"""The HTTP API over a real uvicorn process on 127.0.0.1 (the no-index case in process)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
-
-from tests.conftest import start_server, stop_server
 
 pytestmark = [pytest.mark.model]
 
@@ -68,12 +66,15 @@ def test_off_topic_abstains_over_http(server):
 
 
 def test_no_index_yet_is_503_with_the_command(tmp_path):
-    srv = start_server(tmp_path / "empty-index")
-    try:
-        r = httpx.post(srv.url + "/ask", json={"question": "k8s 是什么"}, timeout=30)
+    """In process (TestClient, start-up and shutdown run): the 503 and its hint are the app's."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.conftest import make_settings
+
+    with TestClient(create_app(make_settings(tmp_path / "empty-index"))) as c:
+        r = c.post("/ask", json={"question": "k8s 是什么"})
         assert r.status_code == 503
         assert "qa ingest" in r.json()["error"]["message"]
-        assert httpx.get(srv.url + "/healthz").status_code == 200
-        assert httpx.get(srv.url + "/readyz").status_code == 503
-    finally:
-        stop_server(srv)
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 503

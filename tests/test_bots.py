@@ -143,19 +143,12 @@ class FakePlatforms:
         return [c for c in self.calls if c.path.startswith(prefix) and all(f(c) for f in where.values())]
 
 
-@pytest.fixture(scope="module")
-def fake():
-    f = FakePlatforms()
-    f.thread.start()
-    yield f
-    f.server.shutdown()
-    f.server.server_close()
+def bot_env(fake: FakePlatforms) -> dict:
+    """Every platform configured, all outgoing calls pointed at ``fake``.
 
-
-@pytest.fixture(scope="module")
-def bot(built_index, fake):
-    """ONE real server with every platform configured, all outgoing calls pointed at ``fake``."""
-    env = {
+    The ``fake`` and ``bot`` fixtures (tests/conftest.py) are session-scoped: this module,
+    test_conversations_bots.py and test_feedback_bots.py share ONE such server."""
+    return {
         "QA_SLACK_SIGNING_SECRET": SLACK_SECRET,
         "QA_SLACK_BOT_TOKEN": SLACK_TOKEN,
         "QA_SLACK_API_URL": fake.url + "/api/",
@@ -174,9 +167,6 @@ def bot(built_index, fake):
         "QA_WECOM_AGENT_ID": str(WECOM_AGENT),
         "QA_WECOM_API_URL": fake.url,
     }
-    srv = start_server(built_index, env_extra=env, ready_path="/readyz")
-    yield srv
-    stop_server(srv)
 
 
 def quiet(fake: FakePlatforms, prefix: str, expected: int, **where) -> None:

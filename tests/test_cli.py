@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import side_by_side
+
 pytestmark = [pytest.mark.model]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +24,17 @@ def qa(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture(scope="module")
+def asked(request, built_index):
+    """The read-only `qa ask` runs over the shared index, started side by side (tests/conftest.py)."""
+    index = str(built_index)
+    yield from side_by_side(request, {
+        "test_ask_json_is_the_http_shape": lambda: qa("ask", "Redis 缓存默认多久过期？", "--index", index, "--json", "--top-k", "2"),
+        "test_ask_terminal_output_lists_sources_with_lines": lambda: qa("ask", "kubectl uncordon 是做什么的？", "--index", index),
+        "test_empty_question_is_refused": lambda: qa("ask", "   ", "--index", index),
+    })
+
+
 def test_help_explains_commands():
     out = qa("--help").stdout
     for cmd in ("ingest", "ask", "serve", "stats"):
@@ -29,8 +42,8 @@ def test_help_explains_commands():
     assert "--top-k" in qa("ask", "--help").stdout
 
 
-def test_ask_json_is_the_http_shape(built_index):
-    r = qa("ask", "Redis 缓存默认多久过期？", "--index", str(built_index), "--json", "--top-k", "2")
+def test_ask_json_is_the_http_shape(asked):
+    r = asked["test_ask_json_is_the_http_shape"].result()  # qa ask 'Redis 缓存默认多久过期？' --json --top-k 2
     assert r.returncode == 0, r.stderr
     body = json.loads(r.stdout)
     assert "30 分钟" in body["answer"]
@@ -38,8 +51,8 @@ def test_ask_json_is_the_http_shape(built_index):
     assert body["citations"][0]["path"].endswith("redis-cache.md")
 
 
-def test_ask_terminal_output_lists_sources_with_lines(built_index):
-    r = qa("ask", "kubectl uncordon 是做什么的？", "--index", str(built_index))
+def test_ask_terminal_output_lists_sources_with_lines(asked):
+    r = asked["test_ask_terminal_output_lists_sources_with_lines"].result()  # qa ask 'kubectl uncordon 是做什么的？'
     assert r.returncode == 0, r.stderr
     assert "Sources" in r.stdout and "cluster-upgrade.md:" in r.stdout
 
@@ -52,8 +65,8 @@ def test_stats_and_missing_index(built_index, tmp_path):
     assert r.returncode == 2 and "qa ingest" in r.stderr
 
 
-def test_empty_question_is_refused(built_index):
-    r = qa("ask", "   ", "--index", str(built_index))
+def test_empty_question_is_refused(asked):
+    r = asked["test_empty_question_is_refused"].result()  # qa ask '   '
     assert r.returncode == 2 and "empty" in r.stderr
 
 

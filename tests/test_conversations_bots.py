@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from tests.test_bots import (  # noqa: F401  (bot and fake are fixtures)
-    FEISHU_BOT, _mention, bot, dingtalk_message, dingtalk_post, fake, feishu_message, feishu_post,
+from tests.test_bots import (  # bot and fake are session fixtures in tests/conftest.py
+    FEISHU_BOT, _mention, dingtalk_message, dingtalk_post, feishu_message, feishu_post,
     post_slack, slack_event, wecom_post, wecom_text,
 )
 

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from qa.conversations import new_id
-from tests.conftest import start_server, stop_server
 
 
 def ask(server, question: str, conversation_id: str | None = None, **kw) -> httpx.Response:
@@ -100,15 +99,20 @@ def test_concurrent_follow_ups_in_one_conversation(server):
     assert all("Redis" in r.json()["searched"] for r in results)
 
 
-def test_an_unusable_conversation_store_is_503_with_a_reason(built_index, tmp_path):
+def test_an_unusable_conversation_store_is_503_with_a_reason(built_index, tmp_path, monkeypatch):
+    """In process (TestClient, the same app from the same QA_* variable): what is checked is the
+    503 and its reason, not the transport, and a second real server would cost a model load."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.conftest import make_settings
+
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    srv = start_server(built_index, env_extra={"QA_CONVERSATIONS_DB": str(blocker / "conversations.sqlite")}, ready_path="/readyz")
-    try:
-        r = ask(srv, "Helm 是什么？")
+    monkeypatch.setenv("QA_CONVERSATIONS_DB", str(blocker / "conversations.sqlite"))
+    with TestClient(create_app(make_settings(built_index))) as c:
+        r = c.post("/ask", json={"question": "Helm 是什么？"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "conversations_unavailable"
         assert "QA_CONVERSATIONS_DB" in r.json()["error"]["message"]
-        s = httpx.get(srv.url + "/ask/stream", params={"q": "Helm 是什么？"}, timeout=30)
+        s = c.get("/ask/stream", params={"q": "Helm 是什么？"})
         assert s.status_code == 503 and s.json()["error"]["code"] == "conversations_unavailable"
-    finally:
-        stop_server(srv)

@@ -132,16 +132,23 @@ def test_admin_page_needs_a_key_and_escapes_questions(srv, state):
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_since"
 
 
-def test_log_off_stores_nothing_and_refuses_votes(built_index, tmp_path):
-    srv = start_server(built_index, {"QA_API_KEYS": KEY, "QA_QUESTION_LOG": "off", "QA_STATE_DIR": str(tmp_path)},
-                       ready_path="/readyz")
-    try:
-        a = ask(srv, "Helm 怎么回滚？")
+def test_log_off_stores_nothing_and_refuses_votes(built_index, tmp_path, monkeypatch):
+    """In process (TestClient, the same app from the same QA_* variables): what is checked is
+    the setting, not the transport, and a second real server would cost a model load."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from tests.conftest import make_settings
+
+    for name, value in {"QA_API_KEYS": KEY, "QA_QUESTION_LOG": "off", "QA_STATE_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    with TestClient(create_app(make_settings(built_index))) as c:
+        r = c.post("/ask", json={"question": "Helm 怎么回滚？"}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        a = r.json()
         assert a["answer_id"].startswith("ans_")  # answers are unchanged
-        r = vote(srv, {"answer_id": a["answer_id"], "vote": "up"})
+        r = c.post("/feedback", json={"answer_id": a["answer_id"], "vote": "up"}, headers=AUTH)
         assert r.status_code == 404 and "QA_QUESTION_LOG=off" in r.json()["error"]["message"]
-        page = httpx.get(srv.url + "/admin/gaps", headers=AUTH, timeout=30)
+        page = c.get("/admin/gaps", headers=AUTH)
         assert page.status_code == 404 and page.json()["error"]["code"] == "question_log_off"
-    finally:
-        stop_server(srv)
     assert not (tmp_path / "questions.sqlite").exists()

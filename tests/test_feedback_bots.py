@@ -15,12 +15,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.test_bots import (  # noqa: F401 - bot and fake are the shared module fixtures
+from tests.test_bots import (  # bot and fake are the shared session fixtures (tests/conftest.py)
     FEISHU_APP_ID,
     FEISHU_TOKEN,
     QUESTION,
-    bot,
-    fake,
     feishu_message,
     feishu_post,
     post_slack,

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, free_port, start_server, stop_server
+from tests.conftest import FIXTURES, free_port, spawn_server, start_server, stop_server, wait_ready
 from tests.milvus_peer import MilvusLiteServer, milvus_env, milvus_settings, needs_milvus
 
 pytestmark = [needs_milvus, pytest.mark.model, pytest.mark.server]  # milvus-lite and qa serve on 127.0.0.1
@@ -33,8 +33,10 @@ def setup(tmp_path_factory):
         ingest(work / "corpus", settings)
         env = milvus_env(milvus.uri, alias=ALIAS, milvus_timeout_s=2)
         # the replicas get an empty index folder: everything they serve comes from Milvus
-        for i in range(2):
-            servers.append(start_server(work / f"replica-{i}", env_extra=env, ready_path="/readyz", timeout=300))
+        for i in range(2):  # started side by side: each loads the model on its own
+            servers.append(spawn_server(work / f"replica-{i}", env_extra=env))
+        for s in servers:
+            wait_ready(s, ready_path="/readyz", timeout=300)
         yield work, milvus, settings, servers
     finally:
         for s in servers:

@@ -94,12 +94,15 @@ def test_watch_subprocess_follows_changes_and_stops_on_ctrl_c(tmp_path):
         pass
 
 
-def test_watch_reports_a_failed_run_and_retries(tmp_path):
+def test_watch_reports_a_failed_run_and_retries(tmp_path, monkeypatch):
     """A run that cannot take the lock is reported, not fatal, and retried without a new change."""
     from filelock import FileLock
 
+    import qa.watch
     from qa.ingest import IngestLocked, IngestReport
     from qa.watch import watch
+
+    monkeypatch.setattr(qa.watch, "RETRY_S", 0.5)  # the retry is the subject, not its 5 s delay
 
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     shutil.copytree(FIXTURES / "corpus", corpus)
