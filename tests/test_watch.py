@@ -18,7 +18,7 @@ from pathlib import Path
 
 from qa.check import check_index
 from qa.store import DB_NAME, current_generation
-from tests.conftest import FIXTURES, make_settings
+from tests.conftest import FIXTURES, isolated_cache, make_settings
 
 pytestmark = [pytest.mark.model]
 
@@ -56,7 +56,8 @@ def test_watch_subprocess_follows_changes_and_stops_on_ctrl_c(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "ingest", str(corpus), "--index", str(index), "--watch", "--json",
          "--debounce", "200"],
-        cwd=ROOT, env={**os.environ, "QA_INDEX_DIR": str(index)},
+        # a cache of its own: no other test's process can hold the shared embedding cache's lock
+        cwd=ROOT, env={**os.environ, "QA_INDEX_DIR": str(index), "QA_CACHE_DIR": str(isolated_cache(tmp_path))},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -76,7 +77,7 @@ def test_watch_subprocess_follows_changes_and_stops_on_ctrl_c(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         try:
-            out, errout = proc.communicate(timeout=30)
+            out, errout = proc.communicate(timeout=90)  # a run in progress is abandoned, not awaited
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
