@@ -116,6 +116,9 @@ def _watch(root, settings, collection, debounce, poll, follow_symlinks, cache, j
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # a watcher started in the background by a non-interactive shell (`qa ingest --watch &` in a
+    # script, nohup) inherits SIGINT as ignored: Ctrl-C / `kill -INT` must still stop it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def on_run(outcome) -> None:
         stamp = time.strftime("%H:%M:%S")

@@ -53,9 +53,11 @@ NEW = "---\ntitle: 监控\n---\n\n# 监控模式\n\n监控模式下新写入的�
 def test_watch_subprocess_follows_changes_and_stops_on_ctrl_c(tmp_path):
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     shutil.copytree(FIXTURES / "corpus", corpus)
+    # started with SIGINT ignored, as `cmd &` in a non-interactive shell does: Ctrl-C must still work
+    ignore_int = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     proc = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "ingest", str(corpus), "--index", str(index), "--watch", "--json",
-         "--debounce", "200"],
+         "--debounce", "200"], preexec_fn=ignore_int,
         # a cache of its own: no other test's process can hold the shared embedding cache's lock
         cwd=ROOT, env={**os.environ, "QA_INDEX_DIR": str(index), "QA_CACHE_DIR": str(isolated_cache(tmp_path))},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -77,7 +79,7 @@ def test_watch_subprocess_follows_changes_and_stops_on_ctrl_c(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         try:
-            out, errout = proc.communicate(timeout=90)  # a run in progress is abandoned, not awaited
+            out, errout = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
