@@ -137,6 +137,7 @@ class Assistant:
         )
         for h in hits:
             h.confidence = confidence(h)
+            h.generation = reader.generation
         t2 = time.perf_counter()
         return hits, Timings(embed_ms=(t1 - t0) * 1000, search_ms=(t2 - t1) * 1000)
 
@@ -306,7 +307,10 @@ class Assistant:
             citations=citations,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
             timings=timings,
-            index=IndexInfo(generation=reader.generation, model=reader.model),
+            # the generation the passages came from: a swap between retrieve() and answer() must not
+            # label an answer from the old articles with the new generation
+            index=IndexInfo(generation=next((h.generation for h in hits if h.generation), None) or reader.generation,
+                            model=reader.model),
             **_writer_fields(written),
         )
 

@@ -40,6 +40,7 @@ class Hit:
     coverage: float = 0.0  # IDF-weighted share of question tokens found in the passage
     window: float = 0.0  # the same, for the passage's best window of two sentences
     confidence: float = 0.0
+    generation: str | None = None  # the index generation it was found in (an answer reports that one)
 
 
 @dataclass

@@ -76,3 +76,27 @@ def test_traditional_question_matches_simplified_text(assistant):
     ans = assistant.ask("快取預設多久過期？")
     assert not ans.abstained
     assert "redis-cache" in ans.citations[0].path
+
+
+@pytest.mark.model
+def test_an_answer_reports_the_generation_its_passages_came_from(tmp_path):
+    """A swap between retrieve() and answer() (a new generation published in between, as under
+    live traffic) must not label an answer quoting the old articles with the new generation."""
+    import shutil
+
+    from qa.assistant import Assistant
+    from qa.ingest import ingest
+    from tests.conftest import FIXTURES, make_settings
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(FIXTURES / "corpus", corpus)
+    ingest(corpus, make_settings(index))
+    a = Assistant.open(index, settings=make_settings(index))
+    hits, timings = a.retrieve("Helm 是什么？")
+    old = a.reader.generation
+    (corpus / "ops" / "redis-cache.md").unlink()
+    ingest(corpus, make_settings(index))
+    a._last_check = 0.0  # the next look at the reader sees the new generation
+    assert a.reader.generation != old
+    assert a.answer("Helm 是什么？", hits, timings).index.generation == old
+    assert a.ask("Helm 是什么？").index.generation == a.reader.generation
