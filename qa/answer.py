@@ -72,6 +72,24 @@ class Candidate:
     score: float = 0.0
 
 
+def heading_coverage(query: Query, chunk) -> float:
+    """How much of the question a passage's title and headings hold: what a stub is about."""
+    return coverage(query, f"{chunk.title} {chunk.heading}")
+
+
+def best_stub(query: Query, stubs: list) -> Hit | None:
+    """Of a generation's stub sections (chunk rows), the one whose headings cover the question
+    best, as a hit that :func:`stub_hit` can weigh against the cited passages; None when no
+    stub's headings hold enough of the question."""
+    if not stubs:
+        return None
+    cov = [heading_coverage(query, c) for c in stubs]
+    best = max(range(len(stubs)), key=lambda i: (cov[i], -i))
+    if cov[best] < STUB_MIN_COVERAGE:
+        return None
+    return Hit(chunk=stubs[best], fused=0.0, coverage=coverage(query, stubs[best].text))
+
+
 def stub_hit(query: Query, hits: list[Hit], usable: list[bool] | None = None, depth: int = 5) -> int | None:
     """The index of a stub section that is the best match for the question, if any.
 
@@ -85,10 +103,10 @@ def stub_hit(query: Query, hits: list[Hit], usable: list[bool] | None = None, de
             stubs.append(i)
         elif usable is None or usable[i]:
             written = max(written, h.coverage)
-            written_head = max(written_head, coverage(query, f"{h.chunk.title} {h.chunk.heading}"))
+            written_head = max(written_head, heading_coverage(query, h.chunk))
     if not stubs:
         return None
-    head = {i: coverage(query, f"{hits[i].chunk.title} {hits[i].chunk.heading}") for i in stubs}
+    head = {i: heading_coverage(query, hits[i].chunk) for i in stubs}
     best = max(stubs, key=lambda i: (head[i], -i))
     cov = head[best]
     if cov < STUB_MIN_COVERAGE:

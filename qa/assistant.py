@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Callable
 
 from qa import lexical
-from qa.answer import NOT_COVERED, NOT_MENTIONED, STUB_MIN_COVERAGE, confidence, see_source_answer, stub_answer, stub_hit
+from qa.answer import NOT_COVERED, NOT_MENTIONED, best_stub, confidence, see_source_answer, stub_answer, stub_hit
 from qa.config import Settings, get_settings
 from qa.embeddings import Embedder, get_embedder
 from qa.encoder import same_model
 from qa.limits import QuestionError, check_question  # noqa: F401  (QuestionError: callers import it from here)
 from qa.responses import Answer, Citation, ConversationInfo, IndexInfo, Scores, Timings
 from qa.mentions import MentionIndex
-from qa.retrieval import Hit, coverage, make_query, search
+from qa.retrieval import Hit, make_query, search
 from qa.store import IndexMismatch
 from qa.vectors.base import StoreUnavailable, VectorIndex
 from qa.vectors.factory import open_index
@@ -57,8 +57,7 @@ class Assistant:
         self._query_encoder = query_encoder
         self._lock = threading.Lock()
         self._last_check = 0.0
-        self._mentions: tuple[object, MentionIndex | None] = (None, None)
-        self._stub_cache: tuple[object, list] = (None, [])
+        self._state: _GenerationState | None = None  # lookups remembered for the served generation
         self._reader = self._open_reader()
         self.embedder: Embedder = self._load_embedder(self._reader.model)
         lexical.warm()
@@ -247,10 +246,11 @@ class Assistant:
         t0 = started if started is not None else time.perf_counter()
         timings = timings or Timings()
         reader = self.reader
+        state = self._generation_state(reader)
         tc = time.perf_counter()
         best = max((h.confidence for h in hits[:3]), default=0.0)
         abstained = best < self.settings.min_confidence
-        unmentioned = self.unmentioned(question)
+        unmentioned = state.mentions.missing(question)
         abstained = abstained or bool(unmentioned)
         citations: list[Citation] = []
         text = NOT_MENTIONED.format(names="、".join(unmentioned)) if unmentioned else NOT_COVERED
@@ -260,18 +260,19 @@ class Assistant:
             # only passages that are plausibly relevant may feed the answer
             usable = [h.confidence >= self.settings.min_confidence / 2 for h in hits]
             query = make_query(question)
-            stub = stub_hit(query, hits, usable)
-            if stub is None and not any(h.chunk.is_stub for h in hits[:5]):
+            ranked, ranked_usable = hits, usable
+            extra = None
+            if not any(h.chunk.is_stub for h in hits[:5]):
                 # a stub section ranked below the cited passages (its text is only "待补充"):
                 # the one whose headings are about the question is weighed against them
-                extra = self._best_stub(query)
+                extra = best_stub(query, state.stubs(reader))
                 if extra is not None:
-                    ranked = hits[:5] + [extra]
-                    if stub_hit(query, ranked, usable[:5] + [True], depth=len(ranked)) == len(ranked) - 1:
-                        at = next((i for i, h in enumerate(hits) if h.chunk.id == extra.chunk.id), None)
-                        if at is None:
-                            hits, at = hits + [extra], len(hits)
-                        stub = at
+                    ranked, ranked_usable = hits[:5] + [extra], usable[:5] + [True]
+            stub = stub_hit(query, ranked, ranked_usable, depth=len(ranked) if extra is not None else 5)
+            if extra is not None and stub == len(ranked) - 1:
+                stub = next((i for i, h in enumerate(hits) if h.chunk.id == extra.chunk.id), None)
+                if stub is None:
+                    hits, stub = hits + [extra], len(hits)
             if stub is not None:
                 # "not written yet" is decided from the passages, like "not covered": no writer
                 status = "stub"
@@ -314,32 +315,17 @@ class Assistant:
             **_writer_fields(written),
         )
 
-    def _best_stub(self, query) -> Hit | None:
-        """The stub section whose title and headings cover the question best (see
-        :func:`qa.answer.stub_hit`), from the generation's few stubs."""
-        reader = self.reader
-        key = getattr(reader, "generation", None)
-        if self._stub_cache[0] != key:
-            stub_ids = getattr(reader, "stub_ids", None)
-            rows = list(reader.chunks(stub_ids()[:2000]).values()) if stub_ids else []
-            self._stub_cache = (key, rows)
-        rows = self._stub_cache[1]
-        if not rows:
-            return None
-        cov = [coverage(query, f"{c.title} {c.heading}") for c in rows]
-        best = max(range(len(rows)), key=lambda i: (cov[i], -i))
-        if cov[best] < STUB_MIN_COVERAGE:
-            return None
-        return Hit(chunk=rows[best], fused=0.0, coverage=coverage(query, rows[best].text))
+    def _generation_state(self, reader: VectorIndex) -> "_GenerationState":
+        state = self._state
+        if state is None or state.generation != getattr(reader, "generation", None):
+            state = self._state = _GenerationState(getattr(reader, "generation", None), MentionIndex(reader))
+        return state
 
     def unmentioned(self, question: str) -> list[str]:
         """The question's names (see :mod:`qa.mentions`) that no passage of the served index
         mentions, as the question spells them."""
         reader = self.reader
-        key = getattr(reader, "generation", None)
-        if self._mentions[0] != key:
-            self._mentions = (key, MentionIndex(reader))
-        return self._mentions[1].missing(question)
+        return self._generation_state(reader).mentions.missing(question)
 
     def _citation(self, n: int, h: Hit, highlights: list[list[int]]) -> Citation:
         c = h.chunk
@@ -372,6 +358,21 @@ class Assistant:
 
     def stats(self) -> dict:
         return self.reader.info()
+
+
+class _GenerationState:
+    """What the assistant remembers about one served generation (it is read-only while served):
+    which names its passages mention, and its few stub sections (read on first need)."""
+
+    def __init__(self, generation: str | None, mentions: MentionIndex):
+        self.generation, self.mentions = generation, mentions
+        self._stubs: list | None = None
+
+    def stubs(self, reader: VectorIndex) -> list:
+        if self._stubs is None:
+            ids = reader.stub_ids()[:2000] if hasattr(reader, "stub_ids") else []
+            self._stubs = list(reader.chunks(ids).values())
+        return self._stubs
 
 
 def _writer_fields(written) -> dict:
