@@ -24,10 +24,11 @@ from qa.questions import (
     is_reference_section,
     is_rhetorical,
     is_stub_text,
+    is_symptom_section,
     question_type,
 )
 from qa.retrieval import Hit, Query, coverage
-from qa.units import LEAD_IN_RE, Unit, display, only_markup, split_units
+from qa.units import LEAD_IN_RE, Unit, closed, display, only_markup, split_units
 
 NOT_COVERED = "文章中没有找到这个问题的答案（The articles do not cover this question）。"
 NOT_MENTIONED = "文章中没有提到 {names}，找不到这个问题的答案（The articles do not mention {names}）。"
@@ -55,6 +56,8 @@ MIN_RATIO = 0.2  # units of the lead's passage scoring below this share of the b
 OTHER_RATIO = 0.35  # the same for units of other passages: padding from weaker passages costs more
 META_FACTOR = 0.1  # prefaces, references and figure notes only answer when nothing else does
 QUESTION_FACTOR = 0.3  # "怎么用呢？": an article's own questions lead on, they do not answer
+CLOSED_FACTOR = 0.6  # a lead-in quoted without what it introduces says less than it meant to
+SYMPTOM_FACTOR = 0.2  # a "现象" section restates the problem; its "解决方法" sibling answers
 # How much an answer-shaped unit gains, by kind of question; factoid questions are matched by
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
 CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6, "fact": 0.0}
@@ -172,6 +175,8 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
             score *= META_FACTOR
         elif is_rhetorical(c.unit.text):
             score *= QUESTION_FACTOR
+        if is_symptom_section(hits[c.hit].chunk.heading):
+            score *= SYMPTOM_FACTOR
         c.score = score
     if kind == "how":
         # a command block answers the sentence that introduces it ("查看虚悬镜像：" + the command)
@@ -271,7 +276,16 @@ def compose(
         g = group(c)
         return not c.unit.lead_in or len(g) > 1 and len(_shown(g[0].unit)) + len(_shown(g[1].unit)) <= budget
 
-    ranked = [c for c in sorted(cands, key=lambda c: (-c.score, c.hit, c.index)) if complete(c)]
+    ranked = []
+    for c in sorted(cands, key=lambda c: (-c.score, c.hit, c.index)):
+        if not complete(c):
+            # what it introduces does not fit: the sentence alone, when it says something alone
+            alone = closed(c.unit, hits[c.hit].chunk.text)
+            if alone is None:
+                continue
+            c = Candidate(c.hit, c.index, alone, c.score * CLOSED_FACTOR)
+            by_pos[(c.hit, c.index)] = c
+        ranked.append(c)
     if not ranked:
         return "", {}
     best = ranked[0]

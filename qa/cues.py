@@ -88,6 +88,9 @@ def is_meta_sentence(text: str) -> bool:
     )
 
 
+_LIST_MARKER = re.compile(r"\d{1,3}[.)]")
+
+
 def answer_sentences(answer: str) -> list[str]:
     """The sentences of an answer as a reader meets them.
 
@@ -95,7 +98,14 @@ def answer_sentences(answer: str) -> list[str]:
     closes a quoted group, which is always whole sentences), then the text is split with
     ``qa.chunks.split_sentences``, the splitter composition itself uses."""
     text = MARKER_RE.sub("\n\n", answer or "")
-    return [text[a:b].strip() for a, b in split_sentences(text) if text[a:b].strip()]
+    out: list[str] = []
+    for a, b in split_sentences(text):
+        s = text[a:b].strip()
+        if out and _LIST_MARKER.fullmatch(out[-1]):
+            out[-1] = f"{out[-1]} {s}"  # "5. 若……" is one sentence to a reader, not "5." and the rest
+        elif s:
+            out.append(s)
+    return out
 
 
 def first_sentence(answer: str) -> str:

@@ -57,7 +57,7 @@ _ANSWER_CUES: dict[QuestionType, re.Pattern[str]] = {
     ),
     "why": re.compile(r"因为|由于|为了|所以|因此|原因|目的|好处|以便|使得|从而|导致|避免|解决|保证|确保|统一|方便"),
     "difference": re.compile(r"而|不同|区别|相比|相较|比[^，。]{0,12}更|不像|差异|反之|然而|但是|却|则|优于|没有自己的|直接运行"),
-    "how": re.compile(r"使用|执行|运行|通过|输入|命令|可以用|可用|首先|然后|接着|最后|设置|配置|指定|添加|修改|参数|选项|--?[a-z]"),
+    "how": re.compile(r"使用|执行|运行|通过|输入|命令|可以用|可用|首先|然后|接着|最后|设置|配置|指定|添加|修改|参数|选项"),
     "relation": re.compile(r"管理|组件|看成|看作|依赖|基于|之上|负责|属于|包含|支持|调度|编排|即"),
     "fact": re.compile(r"\d|是|为|有"),
     # the sentence that says yes or no: a negation, a "still", a "can/only/no longer"
@@ -70,6 +70,17 @@ _SUMMARY_RE = re.compile(r"^(?:说白了|简单来说|简单地说|简而言之|
 REFERENCE_HEADING_RE = re.compile(r"^(?:参考|参考资料|参考文献|参考链接|相关链接|相关阅读|延伸阅读|扩展阅读|引用|references?|see also|further reading)\s*$", re.I)
 STUB_WORDS_RE = re.compile(r"(待补充|待完善|待更新|未完待续|敬请期待|\bTODO\b|\bTBD\b|\bWIP\b|coming soon|施工中|写作中)", re.I)
 _CONTENT_RE = re.compile(r"[\w\u4e00-\u9fff]")
+
+
+# Troubleshooting write-ups split a problem into "现象" (what you see: the question restated)
+# and "解决方法" / "原因" (the answer); the symptom section shares every word with the question.
+SYMPTOM_HEADING_RE = re.compile(r"^(?:现象|问题现象|故障现象|症状|问题描述|报错信息|错误信息|symptoms?)\s*$", re.I)
+
+
+def is_symptom_section(heading: str) -> bool:
+    """A "现象" section under a problem heading: it describes the problem, it never answers it."""
+    last = heading.split(" > ")[-1].strip() if heading else ""
+    return bool(SYMPTOM_HEADING_RE.match(last))
 
 
 def is_reference_section(heading: str) -> bool:
@@ -95,11 +106,17 @@ def is_rhetorical(text: str) -> bool:
     return text.rstrip().endswith(("？", "?")) or text.rstrip().endswith(("呢。", "吗。"))
 
 
+# What a how-to answer names: a command or a field in code, a flag.
+_COMMAND_RE = re.compile(r"`[^`\n]+`|(?<![\w-])--[a-z][\w-]*|(?<![\w-])-[a-zA-Z]\b")
+
+
 def answer_cue(kind: QuestionType, text: str) -> float:
     """1.0 when the sentence has the shape of an answer to this kind of question, else 0.0;
     a plain-spoken summary opener ("说白了，……") adds 0.5."""
     s = text.strip()
     cue = 1.0 if _ANSWER_CUES[kind].search(s) else 0.0
+    if kind == "how":
+        cue = cue * HOW_WORD + (HOW_CODE if _COMMAND_RE.search(s) else 0.0)
     if _SUMMARY_RE.match(s):
         cue += 0.5
     return cue
@@ -111,6 +128,7 @@ _PLAIN_EN = frozenset(
     "when where which who whom whose do does did can could should would will shall may might must use used "
     "using vs versus me my i you your it its this that these those there here about into than then".split()
 )
+HOW_WORD, HOW_CODE = 0.5, 1.0
 _VERSION_RE = re.compile(r"v?\d+(?:\.\d+)*[a-z]?")
 
 

@@ -29,6 +29,7 @@ TABLE_SEP_RE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$"
 BULLET_RE = re.compile(r"^[ \t]*[-*+][ \t]+")
 THEMATIC_RE = re.compile(r"^\s*(?:[-*_]\s*){3,}$")
 LEAD_IN_RE = re.compile(r"[：:]\s*$")
+_CONTENT_RE = re.compile(r"[\w\u4e00-\u9fff]")
 # A shell prompt or an output-looking first token: lines of a block that are commands.
 PROMPT_RE = re.compile(r"^\s*(?:\$|#|>|PS>)\s+")
 MAX_ITEM = 260  # a longer list item is quoted sentence by sentence
@@ -60,6 +61,41 @@ def display(text: str) -> str:
             out += " "
         out += ln
     return out
+
+
+# A lead-in that cannot stand alone: what it announces is the point ("包含：", "有两种原因：").
+_ANNOUNCES_RE = re.compile(
+    r"(?:包含|包括|如下|以下|下面|下列|为|是|有|例如|比如|譬如|分别|原因|步骤|命令|方法|方式|所示|示例|例子|种|个|点|步|"
+    r"内容|参数|选项|格式|这样|这些|情况|字段|操作|如|即|：|:)\s*$"
+)
+# A trailing pointer clause ("，如下所示：") that can go: the clauses before it still say something.
+_POINTER_CLAUSE_RE = re.compile(r"[，,]\s*(?:如下所示|如下|示例如下|命令如下|具体如下|如下图所示|例如|比如|见下文|参考如下)\s*[：:]\s*$")
+
+
+# "使用下面的命令进行修复：": without what it points at, it says nothing.
+_DEICTIC_RE = re.compile(r"下面|以下|如下|下述|下列|下图")
+
+
+def closed(unit: "Unit", text: str) -> "Unit | None":
+    """A lead-in quoted without what it introduces (a block too long for the answer), when the
+    sentence still says something on its own: "……可以修改节点的 limits.conf 调大 ulimit：" is
+    shown ending in "。", "……可以方便排查网络问题，如下所示：" without its pointer clause.  None
+    when the point is what it announces ("镜像包含：", "一般有两种原因：")."""
+    if not unit.lead_in or unit.kind not in ("sent", "item") or len(unit.spans) != 1:
+        return None
+    a, b = unit.spans[0]
+    body = text[a:b].rstrip()
+    m = _POINTER_CLAUSE_RE.search(body)
+    if m:
+        body = body[: m.start()]
+    else:
+        body = LEAD_IN_RE.sub("", body)
+        if not body or _ANNOUNCES_RE.search(body):
+            return None
+    body = body.rstrip()
+    if len(_CONTENT_RE.findall(body)) < 8 or _DEICTIC_RE.search(body):
+        return None
+    return Unit(unit.kind, display(body) + "。", [(a, a + len(body))], unit.block)
 
 
 def _cells(line: str) -> list[tuple[int, int]]:

@@ -255,3 +255,55 @@ def test_a_yes_no_question_leads_with_the_sentence_that_says_yes_or_no():
     text = ("Serverless 是一种云原生开发模型，允许开发人员构建和运行应用程序，而无需管理服务器。"
             "Serverless 中仍有服务器，但它们被抽象出来，远离应用程序开发。")
     assert first_sentence(answer("Serverless 是真的没有服务器吗？", hit(text))).startswith("Serverless 中仍有服务器")
+
+
+def test_a_lead_in_whose_block_does_not_fit_is_quoted_alone_when_it_says_something():
+    """"……可以修改节点的 limits.conf 调大 ulimit：" over a block too long for the budget still answers
+    (as a sentence ending in "。"); a weak unit from another passage must not take its place."""
+    block = "\n".join(f"root        soft        nofile{i}        1000000" for i in range(6))
+    best = hit(f"另外，TiKV 在 ulimit 不足时也会发生启动失败的状况，对于这种情况，可以修改 Kubernetes 节点的 "
+               f"`/etc/security/limits.conf` 调大 ulimit：\n\n```\n{block}\n```\n", heading="ulimit 不足")
+    other = hit("修复当集群开启 TLS 时 TiKV 启动失败的错误 (#1808)", heading="Bug 修复", fused=0.45)
+    ans = answer("TiKV 启动失败，可能跟 ulimit 有关吗？", best, other, budget=200)
+    assert first_sentence(ans).startswith("另外，TiKV 在 ulimit 不足时也会发生启动失败的状况")
+    assert "调大 ulimit。" in ans and "ulimit：" not in ans and "#1808" not in ans
+
+
+@pytest.mark.parametrize("lead_in, alone", [
+    ("该命令会进入容器，并执行 `tcpdump` 抓取网卡的流量，如下所示：", "该命令会进入容器，并执行 `tcpdump` 抓取网卡的流量。"),
+    ("Docker 镜像是一个特殊的文件系统，包含：", None),   # the point is what it announces
+    ("Pod 一直起不来一般有两种原因：", None),
+    ("需要使用下面的命令进行修复：", None),            # points at what is not quoted
+])
+def test_which_lead_ins_stand_alone(lead_in, alone):
+    from qa.units import closed
+
+    text = lead_in + "\n\n```\n" + "\n".join(f"line {i}" for i in range(12)) + "\n```\n"
+    unit = split_units(text)[0]
+    got = closed(unit, text)
+    assert (got.text if got else None) == alone
+    if got:
+        a, b = got.spans[0]
+        assert display(text[a:b]) + "。" == got.text  # the highlight is the text shown, less the colon
+
+
+def test_the_fix_answers_not_the_symptom_restated():
+    """Troubleshooting write-ups: "现象" restates the question word for word, "解决方法" answers it."""
+    symptom = hit("Pod 无法进入 Running 状态，kubectl describe Pod 提示事件 `duplicate IPv4 address` found on logical switch port。",
+                  heading="常见问题 > Pod 创建失败，事件提示 IP 冲突 > 现象", fused=1.0)
+    fix = hit("1. 确认当前 Pod 为非固定 IP Pod\n2. 若存在残留 IP 端口，需要手动通过 `kubectl ko nbctl lsp-del <port>` 进行清理\n",
+              heading="常见问题 > Pod 创建失败，事件提示 IP 冲突 > 解决方法", fused=0.9)
+    ans = answer("Pod 起不来，事件说 duplicate IPv4 address，怎么清理残留端口？", symptom, fix)
+    assert first_sentence(ans).startswith("2. 若存在残留 IP 端口") or ans.startswith("若存在残留 IP 端口")
+    assert "lsp-del" in first_sentence(ans)
+
+
+def test_a_how_question_leads_with_the_sentence_that_names_the_command_or_flag():
+    from qa.questions import answer_cue
+
+    flag = "如果使用 `kubectl` 并指定 `--cascade=false` 选项，则 Pod 将被保留在节点上。"
+    plain = "如果修改了节点标签，DaemonSet 将立刻向新匹配上的节点添加 Pod。"  # Latin words, no command
+    assert answer_cue("how", flag) > answer_cue("how", plain) > 0
+    assert answer_cue("how", "可以使用 helm list -A 列出所有 namespace 的 release。") > answer_cue("how", "可以通过配置来修改。")
+    text = plain + "删除 DaemonSet 时，" + flag
+    assert "--cascade=false" in first_sentence(answer("删除 DaemonSet 的时候怎么把 Pod 留在节点上？", hit(text)))

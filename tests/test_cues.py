@@ -123,3 +123,11 @@ def test_a_name_may_be_mentioned_in_another_form():
     assert ("helm",) in mention_forms("helm2")  # "Helm 2" in the articles
     assert ("ip", "pool") in mention_forms("ip_pool")  # inside ovn.kubernetes.io/ip_pool
     assert mention_forms("k3s") == [("k3s",)]  # a digit inside a name is part of it
+
+
+def test_a_numbered_item_is_one_sentence_to_a_reader():
+    from qa.cues import answer_sentences, first_sentence
+
+    ans = "5. 若存在残留 IP 端口，需要手动通过 `kubectl ko nbctl lsp-del <port>` 进行清理[2] Pod 无法进入 Running 状态。"
+    assert first_sentence(ans).startswith("5. 若存在残留 IP 端口") and first_sentence(ans).endswith("进行清理")
+    assert answer_sentences("版本 1.2. 之后不再支持。")[0] != "1."
