@@ -116,7 +116,30 @@ def stub_hit(query: Query, hits: list[Hit], usable: list[bool] | None = None, de
         return None
     if cov > written + 0.15 or cov >= written and cov > written_head + 0.2 or best == 0 and cov >= written:
         return best
+    # The question's subject ("Dockerfile") is what the stub's heading is about, and no written
+    # passage has it in a title or heading: those mention it in passing (a path, a file name).
+    subject = _subject(query)
+    if subject and _names(subject, f"{hits[best].chunk.title} {hits[best].chunk.heading}") and not any(
+        _names(subject, f"{hits[i].chunk.title} {hits[i].chunk.heading}")
+        for i in range(min(depth, len(hits))) if i not in stubs and (usable is None or usable[i])
+    ):
+        return best
     return None
+
+
+def _subject(query: Query) -> str | None:
+    """The question's rarest term: what it is about, when it stands out (a Latin name)."""
+    terms = [(t, w) for t, w in query.terms if w]
+    if not terms:
+        return None
+    t = max(terms, key=lambda tw: tw[1])[0]
+    return t if t.isascii() else None
+
+
+def _names(term: str, text: str) -> bool:
+    """Whether ``text`` names ``term`` as a word ("Dockerfile" is not "Docker")."""
+    toks = set(lexical.TOKEN_RE.findall(lexical.fold(text)))
+    return term in toks or lexical.ALIASES.get(term, "") in toks
 
 
 def see_source_answer(hits: list[Hit]) -> tuple[str, dict[int, list[list[int]]]] | None:

@@ -68,7 +68,8 @@ class ChunkerConfig:
     def fingerprint(self) -> str:
         # v2: diagrams are passages of their own (labels embedded), cut code blocks are re-fenced,
         # thematic breaks and backslash escapes are cleaned (qa.documents)
-        return f"chunker-v2:size={self.size}:hard={self.hard_limit}:overlap={self.overlap}"
+        # v3: a "参阅 <url>" line over "待补充" no longer hides the stub (is_stub)
+        return f"chunker-v3:size={self.size}:hard={self.hard_limit}:overlap={self.overlap}"
 
 
 @dataclass
@@ -331,8 +332,17 @@ def _strip_md(text: str) -> str:
     return re.sub(r"[*_`]+", "", text).strip()
 
 
+# "参阅 <https://…>" above a "待补充" is still a section with nothing written: a pointer line is not content.
+POINTER_LINE_RE = re.compile(
+    r"^\s*(?:(?:参阅|参考|详见|见|另见|原文|see|ref)\s*[:：]?\s*)?(?:<https?://\S+>|https?://\S+|\[[^\]]*\]\([^)]*\))\s*[。.]?\s*$",
+    re.I,
+)
+
+
 def is_stub(text: str) -> bool:
-    stripped = text.strip()
+    stripped = "\n".join(ln for ln in text.strip().splitlines() if not POINTER_LINE_RE.match(ln)).strip()
+    if not stripped:
+        return len(CONTENT_CHAR_RE.findall(text)) < 4
     return bool(STUB_RE.match(stripped)) or len(CONTENT_CHAR_RE.findall(stripped)) < 4
 
 

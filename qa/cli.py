@@ -153,6 +153,8 @@ def _print_ingest_report(report, settings, verbose: bool = True) -> None:
 
     if report.rebuild_reason:
         console.print(f"[yellow]full rebuild:[/] {report.rebuild_reason}")
+        for other, n in sorted(report.also_rebuilt.items()):
+            console.print(f"  kept collection {other}: re-read {n} file{'s' if n != 1 else ''} from where it was last ingested")
     console.print(
         f"[bold]{_t(report.root)}[/] → {_t(settings.index_dir)}/ ({report.generation or 'nothing published'})\n"
         f"  files: {len(report.indexed) + report.files_skipped} under the root: {len(report.indexed)} indexed "

@@ -69,6 +69,9 @@ class IngestReport:
     chunks_reused: int = 0
     chunks_cached: int = 0  # of the reused ones, found in the persistent embedding cache
     rebuild_reason: str | None = None
+    # a full rebuild re-reads the index's other collections from the folders they were last
+    # ingested from (a rebuild of one must not drop the rest): collection -> files read
+    also_rebuilt: dict[str, int] = field(default_factory=dict)
     generation: str | None = None
     published: bool = False
     seconds: float = 0.0
@@ -83,6 +86,40 @@ class IngestReport:
         d = asdict(self)
         d["chunks_per_second"] = round(self.chunks_per_second, 1)
         return d
+
+
+def _collection_roots(conn) -> dict[str, Path]:
+    """The folder each collection of an index was last ingested from, from its ``runs``."""
+    roots: dict[str, Path] = {}
+    try:
+        rows = conn.execute("SELECT stats FROM runs ORDER BY id").fetchall()
+    except sqlite3.Error:
+        return roots
+    for (stats,) in rows:
+        try:
+            d = json.loads(stats)
+        except ValueError:
+            continue
+        roots.update({c: Path(r) for c, r in (d.get("roots") or {}).items()})
+        if d.get("collection") and (d.get("root_abs") or d.get("root")):
+            roots[d["collection"]] = Path(d.get("root_abs") or d["root"])
+    return roots
+
+
+def _other_collections(conn, collection: str) -> list[tuple[str, Path]]:
+    """The index's other collections and the folder each was last ingested from; an error
+    naming them when a folder is gone (a rebuild would otherwise drop that collection)."""
+    names = [r[0] for r in conn.execute("SELECT DISTINCT collection FROM documents WHERE collection != ?", (collection,))]
+    roots = _collection_roots(conn)
+    lost = [f"{c} (last ingested from {roots[c]})" if c in roots else f"{c} (no record of its folder)"
+            for c in names if c not in roots or not roots[c].exists()]
+    if lost:
+        raise FileNotFoundError(
+            "a full rebuild re-reads every collection of the index, and these folders are gone: "
+            + "; ".join(lost) + ". Ingest each from where it is now (qa ingest DIR --collection NAME) "
+            "with the settings the index was built with, then rebuild; the served index is unchanged"
+        )
+    return [(c, roots[c]) for c in names]
 
 
 def _meta(conn) -> dict[str, str]:
@@ -207,8 +244,6 @@ def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, u
                 "SELECT path, id, content_hash FROM documents WHERE collection=?", (collection,)
             )
         }
-        pconn.close()
-
     model_name = settings.model
     if prev_name and not rebuild:
         if prev_meta.get("schema") != str(SCHEMA_VERSION):
@@ -227,18 +262,40 @@ def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, u
         report.rebuild_reason = "--rebuild"
     full = report.rebuild_reason is not None or not prev_name
     known_for_diff: dict[str, tuple[int, str]] = {} if full else known
+    others = _other_collections(pconn, collection) if full and prev_name else []
+    roots = _collection_roots(pconn) if prev_name else {}
+    if prev_name:
+        pconn.close()
 
     build: _Build | None = None
     try:
         # 1. one pass over the files: hash each; a new or changed one is parsed, chunked and
         #    written at once (documents are never all held in memory); passages without a
         #    vector anywhere (this index, the previous one, the embedding cache) are queued.
-        items = list(iter_files(root, follow_symlinks=follow_symlinks))
+        items = [(collection, root, i) for i in iter_files(root, follow_symlinks=follow_symlinks)]
+        for other, other_root in others:
+            items += [(other, other_root, i) for i in iter_files(other_root, follow_symlinks=follow_symlinks)
+                      if not isinstance(i, Skipped)]
         if bar:
-            bar.start_files(sum(1 for i in items if not isinstance(i, Skipped)))
+            bar.start_files(sum(1 for *_, i in items if not isinstance(i, Skipped)))
         seen: set[str] = set()
         new_passages = 0
-        for item in items:
+        for item_collection, item_root, item in items:
+            if item_collection != collection:
+                # another collection of the index, re-read so the rebuild keeps it
+                if bar:
+                    bar.file_done()
+                try:
+                    doc = load_document(item[0], item_root, data=item[0].read_bytes())
+                except OSError:
+                    continue
+                if isinstance(doc, Skipped):
+                    continue
+                if build is None:
+                    build = _Build(index_dir, settings, full, prev_name, use_cache)
+                new_passages += _add_document(build, doc, None, item_root, item_collection, cfg, report)
+                report.also_rebuilt[item_collection] = report.also_rebuilt.get(item_collection, 0) + 1
+                continue
             if isinstance(item, Skipped):
                 report.skipped.append({"path": item.path, "reason": item.reason})
                 report.files_skipped += skipped_files(item)
@@ -335,7 +392,10 @@ def _run(root, settings, index_dir, collection, rebuild, bar, follow_symlinks, u
         report.published = True
         conn.execute(
             "INSERT INTO runs (started_at, finished_at, stats) VALUES (?,?,?)",
-            (now - report.seconds, time.time(), json.dumps(report.to_dict(), ensure_ascii=False)),
+            (now - report.seconds, time.time(),
+             json.dumps({**report.to_dict(), "root_abs": str(root.resolve()),
+                         "roots": {**{c: str(r) for c, r in roots.items()}, collection: str(root.resolve())}},
+                        ensure_ascii=False)),
         )
         conn.execute("DROP TABLE temp.pending")
         build.writer.publish(conn)

@@ -111,3 +111,14 @@ def test_embed_text_carries_context():
     chunks = chunk_document(make_doc("# 安装\n\n## 依赖\n\n待补充。。。\n", title="部署指南"))
     assert chunks[0].embed_text("部署指南").startswith("部署指南 > 安装 > 依赖\n")
     assert chunks[0].text == "待补充。。。"
+
+
+def test_a_pointer_line_over_a_stub_word_is_still_a_stub():
+    """"## k8s 的架构 / 参阅 <url> / 待补充。。。" has nothing written: it must be flagged at ingest, or a
+    stub ranked below the cited passages is never found (Assistant weighs the flagged ones)."""
+    from qa.chunks import is_stub
+
+    assert is_stub("参阅 <https://mp.weixin.qq.com/s/dckA1ezcABndN5WSg1BOBA>\n\n待补充。。。")
+    assert is_stub("[官方文档](https://kubernetes.io/docs/)\n\nTODO")
+    assert not is_stub("参阅 <https://kubernetes.io/>\n\nkube-apiserver 是控制面的前端，所有组件都通过它通信。")
+    assert not is_stub("Docker 是一个开源的应用容器引擎。")

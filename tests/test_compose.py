@@ -307,3 +307,18 @@ def test_a_how_question_leads_with_the_sentence_that_names_the_command_or_flag()
     assert answer_cue("how", "可以使用 helm list -A 列出所有 namespace 的 release。") > answer_cue("how", "可以通过配置来修改。")
     text = plain + "删除 DaemonSet 时，" + flag
     assert "--cascade=false" in first_sentence(answer("删除 DaemonSet 的时候怎么把 Pod 留在节点上？", hit(text)))
+
+
+def test_a_stub_about_the_questions_subject_wins_over_passages_that_name_it_in_passing():
+    """"Dockerfile 和镜像是什么关系？": the seed's "Dockerfile 是什么" section is only 待补充; a written
+    page that mentions `dist/images/Dockerfile.base` covers the words, not the subject."""
+    q = make_query("Dockerfile 和镜像是什么关系？")
+    written = hit("base 镜像使用的 Dockerfile 为 `dist/images/Dockerfile.base`，如需要更改依赖库需要对 base 镜像进行重新构建。",
+                  heading="开发和贡献指导 > 构建 base 镜像", title="开发和贡献指导", fused=1.0)
+    stub = hit("待补充。。。", heading="Docker 和 k8s 之间是什么关系 > Dockerfile 是什么", title="Docker和k8s关系",
+               fused=0.7, stub=True)
+    named = hit("Dockerfile 是一个文本文件，包含构建镜像的全部指令。", heading="Dockerfile 简介", title="镜像", fused=0.9)
+    for h in (written, stub, named):
+        h.coverage = coverage(q, " ".join([h.chunk.title, h.chunk.heading, h.chunk.text]))
+    assert stub_hit(q, [written, stub]) == 1
+    assert stub_hit(q, [written, stub, named]) is None  # a written section about Dockerfile answers

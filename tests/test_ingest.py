@@ -112,6 +112,30 @@ def test_collections_are_separate(corpus, index, tmp_path):
     assert bot.ask("Helm 怎么回滚？", collection="default").citations[0].collection == "default"
 
 
+def test_a_full_rebuild_of_one_collection_keeps_the_others(corpus, index, tmp_path):
+    """A chunker change (or --rebuild) re-chunks everything; it used to start from an empty
+    index, so rebuilding one collection dropped every other one."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "logging.md").write_text(NEW_DOC, encoding="utf-8")
+    ingest(other, make_settings(index), collection="ops-notes")
+    n_default = len(ingest(corpus, make_settings(index)).indexed)
+    for size in (150, 200):  # the second rebuild finds the folders the first one recorded
+        report = ingest(other, make_settings(index, chunk_size=size), collection="ops-notes")
+        assert report.rebuild_reason and report.also_rebuilt == {"default": n_default}
+    from qa.assistant import Assistant
+
+    bot = Assistant.open(index, settings=make_settings(index, chunk_size=200))
+    assert bot.ask("Helm 怎么回滚？", collection="default").citations[0].collection == "default"
+    assert bot.ask("日志保留多久？", collection="ops-notes").citations
+    # a collection whose folder is gone stops the rebuild with its name; nothing is lost
+    shutil.rmtree(corpus)
+    served = current_generation(index)
+    with pytest.raises(FileNotFoundError, match=r"default \(last ingested from"):
+        ingest(other, make_settings(index), collection="ops-notes", rebuild=True)
+    assert current_generation(index) == served
+
+
 def test_second_ingest_is_locked_out(corpus, index):
     from filelock import FileLock
 
