@@ -60,7 +60,8 @@ CLOSED_FACTOR = 0.6  # a lead-in quoted without what it introduces says less tha
 SYMPTOM_FACTOR = 0.2  # a "现象" section restates the problem; its "解决方法" sibling answers
 # How much an answer-shaped unit gains, by kind of question; factoid questions are matched by
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
-CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6, "fact": 0.0}
+CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6,
+              "consequence": 0.5, "fact": 0.0}
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
 STUB_MIN_COVERAGE = 0.35  # share of the question's words a stub's headings must hold
 CLAUSE_RE = re.compile(r"[，,；;、]")

@@ -16,11 +16,12 @@ from typing import Literal
 from qa import lexical
 from qa.cues import is_meta_sentence
 
-QuestionType = Literal["yesno", "definition", "why", "difference", "how", "relation", "fact"]
+QuestionType = Literal["yesno", "definition", "why", "difference", "how", "relation", "consequence", "fact"]
 
 _TYPE_PATTERNS: list[tuple[QuestionType, re.Pattern[str]]] = [
     ("difference", re.compile(r"区别|不同|差异|差别|对比|比较|异同|优缺点|优劣|相比|\bvs\.?\b|versus|difference", re.I)),
     ("relation", re.compile(r"关系|联系|relationship|related", re.I)),
+    ("consequence", re.compile(r"会(?:发生什么|怎样|怎么样|如何|怎么处理|有什么(?:后果|影响|问题))|后果|什么影响|会不会被|会被[^，。？?]{0,8}吗", re.I)),
     ("why", re.compile(r"为什么|为何|为啥|什么原因|原因是|好处|有什么用|意义何在|\bwhy\b", re.I)),
     ("how", re.compile(
         r"怎么|如何|怎样|命令|步骤|方法|用法|\bhow\b|哪个参数|什么参数|哪个选项|配置|设置|安装|卸载|删除|清理|查看|列出|"
@@ -59,6 +60,8 @@ _ANSWER_CUES: dict[QuestionType, re.Pattern[str]] = {
     "difference": re.compile(r"而|不同|区别|相比|相较|比[^，。]{0,12}更|不像|差异|反之|然而|但是|却|则|优于|没有自己的|直接运行"),
     "how": re.compile(r"使用|执行|运行|通过|输入|命令|可以用|可用|首先|然后|接着|最后|设置|配置|指定|添加|修改|参数|选项"),
     "relation": re.compile(r"管理|组件|看成|看作|依赖|基于|之上|负责|属于|包含|支持|调度|编排|即"),
+    # what happens then: "如果容器超过其内存限制，则可能会被终止"
+    "consequence": re.compile(r"则|会|将|就|导致|被|直到|不会|无法|失败"),
     "fact": re.compile(r"\d|是|为|有"),
     # the sentence that says yes or no: a negation, a "still", a "can/only/no longer"
     "yesno": re.compile(r"不|没有|无法|仍|依然|还|可以|能够|只能|支持|禁止|不再|尚|暂|移除|必须|会被|等同|并非"),

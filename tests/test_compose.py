@@ -98,6 +98,8 @@ def test_long_code_passage_cut_by_the_chunker_is_code():
         ("helm 3 还自带默认的 stable 仓库吗？", "yesno"),
         ("垂直扩容的好处是什么，需要改应用代码吗？", "yesno"),  # the last clause is what is asked
         ("Docker 是什么吗？", "definition"),  # a wh-word asks for content
+        ("容器用的内存超过了 limit 会发生什么？", "consequence"),
+        ("Pod 的 init 容器一直失败，k8s 会怎么处理？", "consequence"),  # what happens, not how to
     ],
 )
 def test_question_type(question, kind):
@@ -322,3 +324,9 @@ def test_a_stub_about_the_questions_subject_wins_over_passages_that_name_it_in_p
         h.coverage = coverage(q, " ".join([h.chunk.title, h.chunk.heading, h.chunk.text]))
     assert stub_hit(q, [written, stub]) == 1
     assert stub_hit(q, [written, stub, named]) is None  # a written section about Dockerfile answers
+
+
+def test_a_what_happens_question_leads_with_the_consequence():
+    text = ("注意，我们的 Nginx 容器已经使用了 Namespace 的默认 CPU 和内存资源的 limits 和 requests。"
+            "如果容器超过其内存限制，则可能会被终止。")
+    assert first_sentence(answer("容器用的内存超过了 limit 会发生什么？", hit(text))).startswith("如果容器超过其内存限制")
