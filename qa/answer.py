@@ -56,6 +56,8 @@ MIN_RATIO = 0.2  # units of the lead's passage scoring below this share of the b
 OTHER_RATIO = 0.35  # the same for units of other passages: padding from weaker passages costs more
 META_FACTOR = 0.1  # prefaces, references and figure notes only answer when nothing else does
 QUESTION_FACTOR = 0.3  # "怎么用呢？": an article's own questions lead on, they do not answer
+REASON_START_RE = re.compile(r"^(?:这是因为|这是由于|因为|由于|原因是|之所以)")
+REASON_GAIN = 1.05
 CLOSED_FACTOR = 0.6  # a lead-in quoted without what it introduces says less than it meant to
 SYMPTOM_FACTOR = 0.2  # a "现象" section restates the problem; its "解决方法" sibling answers
 # How much an answer-shaped unit gains, by kind of question; factoid questions are matched by
@@ -202,6 +204,13 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
         if is_symptom_section(hits[c.hit].chunk.heading):
             score *= SYMPTOM_FACTOR
         c.score = score
+    if kind == "why":
+        # "建议用控制器创建 Pod。这是因为……": the reason right after the sentence that matches the question
+        by_pos = {(c.hit, c.index): c for c in cands}
+        for c in cands:
+            prev = by_pos.get((c.hit, c.index - 1))
+            if prev is not None and c.unit.kind == "sent" and REASON_START_RE.match(c.unit.text):
+                c.score = max(c.score, REASON_GAIN * prev.score)
     if kind == "how":
         # a command block answers the sentence that introduces it ("查看虚悬镜像：" + the command)
         by_pos = {(c.hit, c.index): c for c in cands}

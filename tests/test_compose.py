@@ -330,3 +330,12 @@ def test_a_what_happens_question_leads_with_the_consequence():
     text = ("注意，我们的 Nginx 容器已经使用了 Namespace 的默认 CPU 和内存资源的 limits 和 requests。"
             "如果容器超过其内存限制，则可能会被终止。")
     assert first_sentence(answer("容器用的内存超过了 limit 会发生什么？", hit(text))).startswith("如果容器超过其内存限制")
+
+
+def test_a_why_question_leads_with_the_reason_that_follows_the_matching_sentence():
+    text = ("建议创建适当的控制器，让它们来创建 Pod，而不是直接自己创建 Pod。"
+            "这是因为单独的 Pod 在机器故障的情况下没有办法自动复原，而控制器却可以。"
+            "所有这三种类型的控制器都包含一个 PodTemplate。")
+    ans = answer("为什么不建议直接创建 Pod，而要用控制器？", hit(text))
+    assert first_sentence(ans).startswith("这是因为单独的 Pod")
+    assert "建议创建适当的控制器" in ans  # the sentence it explains still follows
