@@ -137,6 +137,24 @@ def code_is_diagram(lang: str, body: str) -> bool:
     return lang in DIAGRAM_LANGS or bool(DIAGRAM_START_RE.match(first))
 
 
+_PAIRS = (("「", "」"), ("『", "』"), ("“", "”"), ("（", "）"), ("(", ")"))
+
+
+def _within_brackets(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentences that end inside 「……；……」 or （……；……） are joined: the quote is one sentence
+    ("告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」"), not two halves."""
+    out: list[tuple[int, int]] = []
+    open_ = False
+    for a, b in spans:
+        if open_ and out:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+        seg = text[out[-1][0] : out[-1][1]]
+        open_ = any(seg.count(o) > seg.count(c) for o, c in _PAIRS) and len(seg) < MAX_ITEM
+    return out
+
+
 def split_units(text: str, kind: str = "text") -> list[Unit]:
     """The quotable units of passage ``text`` in reading order.
 
@@ -151,7 +169,7 @@ def split_units(text: str, kind: str = "text") -> list[Unit]:
     block = 0
 
     def add_paragraph(a: int, b: int) -> None:
-        for sa, sb in split_sentences(text[a:b]):
+        for sa, sb in _within_brackets(text[a:b], split_sentences(text[a:b])):
             s = text[a + sa : a + sb]
             units.append(Unit("sent", display(s), [(a + sa, a + sb)], block, bool(LEAD_IN_RE.search(s))))
 

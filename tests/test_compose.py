@@ -339,3 +339,12 @@ def test_a_why_question_leads_with_the_reason_that_follows_the_matching_sentence
     ans = answer("为什么不建议直接创建 Pod，而要用控制器？", hit(text))
     assert first_sentence(ans).startswith("这是因为单独的 Pod")
     assert "建议创建适当的控制器" in ans  # the sentence it explains still follows
+
+
+def test_a_quote_or_parenthesis_is_never_cut_at_its_semicolon():
+    text = "袁彭年为袁中道之子。曾起草告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」，为时人所讥。后来他投降了。"
+    units = [u.text for u in split_units(text)]
+    assert "曾起草告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」，为时人所讥。" in units
+    assert "峨冠博带，实亡国之陋规" in answer("袁彭年曾经起草过什么告示？", hit(text))
+    paren = split_units("氨碱法（Solvay process；ammonia-soda process）又称索尔维制碱法。它用于制造碳酸钠。")
+    assert paren[0].text == "氨碱法（Solvay process；ammonia-soda process）又称索尔维制碱法。"
