@@ -140,7 +140,7 @@ def code_is_diagram(lang: str, body: str) -> bool:
 _PAIRS = (("「", "」"), ("『", "』"), ("“", "”"), ("（", "）"), ("(", ")"))
 
 
-def _within_brackets(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def within_brackets(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sentences that end inside 「……；……」 or （……；……） are joined: the quote is one sentence
     ("告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」"), not two halves."""
     out: list[tuple[int, int]] = []
@@ -169,7 +169,7 @@ def split_units(text: str, kind: str = "text") -> list[Unit]:
     block = 0
 
     def add_paragraph(a: int, b: int) -> None:
-        for sa, sb in _within_brackets(text[a:b], split_sentences(text[a:b])):
+        for sa, sb in within_brackets(text[a:b], split_sentences(text[a:b])):
             s = text[a + sa : a + sb]
             units.append(Unit("sent", display(s), [(a + sa, a + sb)], block, bool(LEAD_IN_RE.search(s))))
 

@@ -131,3 +131,10 @@ def test_a_numbered_item_is_one_sentence_to_a_reader():
     ans = "5. 若存在残留 IP 端口，需要手动通过 `kubectl ko nbctl lsp-del <port>` 进行清理[2] Pod 无法进入 Running 状态。"
     assert first_sentence(ans).startswith("5. 若存在残留 IP 端口") and first_sentence(ans).endswith("进行清理")
     assert answer_sentences("版本 1.2. 之后不再支持。")[0] != "1."
+
+
+def test_a_quote_is_one_sentence_to_a_reader():
+    from qa.cues import first_sentence
+
+    ans = "曾起草告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」。袁彭年为袁中道之子。[1]"
+    assert first_sentence(ans) == "曾起草告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」。"
