@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.followup import Resolution, Turn
+from qa.wal import enable_wal
 
 ID_PREFIX = "cv_"
 ID_RE = re.compile(r"^cv_[A-Za-z0-9_-]{24}$")
@@ -122,7 +123,7 @@ class ConversationStore:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None, uri=self._memory, check_same_thread=False)
         if not self._memory:
-            db.execute("PRAGMA journal_mode=WAL")
+            enable_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA foreign_keys=ON")

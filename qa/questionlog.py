@@ -43,6 +43,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from qa.responses import Answer
+from qa.wal import enable_wal
 
 log = logging.getLogger("qa.questionlog")
 
@@ -85,7 +86,7 @@ def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA journal_mode=WAL")
+    enable_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
     return conn
