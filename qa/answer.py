@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from qa import lexical
-from qa.cues import is_meta_sentence
+from qa.cues import is_meta_sentence, refers_back
 from qa.questions import (
     answer_cue,
     is_reference_section,
@@ -60,6 +60,9 @@ REASON_START_RE = re.compile(r"^(?:这是因为|这是由于|因为|由于|原�
 REASON_GAIN = 1.05
 CLOSED_FACTOR = 0.6  # a lead-in quoted without what it introduces says less than it meant to
 SYMPTOM_FACTOR = 0.2  # a "现象" section restates the problem; its "解决方法" sibling answers
+REMEDY_DECAY = 0.85  # each later unit of a remedy section read after its symptom counts a little less
+OWN_SHARE = 0.5  # a remedy unit matching the question this well by its own words: the question names that step
+REMEDY_SHARE = 0.5  # ... from half as well as the symptom matched: a step that names the question's words still wins
 # How much an answer-shaped unit gains, by kind of question; factoid questions are matched by
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
 CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6,
@@ -201,9 +204,8 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
             score *= META_FACTOR
         elif is_rhetorical(c.unit.text):
             score *= QUESTION_FACTOR
-        if is_symptom_section(hits[c.hit].chunk.heading):
-            score *= SYMPTOM_FACTOR
         c.score = score
+    _remedies(hits, cands)
     if kind == "why":
         # "建议用控制器创建 Pod。这是因为……": the reason right after the sentence that matches the question
         by_pos = {(c.hit, c.index): c for c in cands}
@@ -222,6 +224,47 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
                     if not prev.unit.follows:
                         prev.unit.follows = [c.index]
     return cands
+
+
+def _remedies(hits: list[Hit], cands: list[Candidate]) -> None:
+    """A "现象" section restates the problem (it shares every word with the question); the
+    sections after it under the same problem heading ("原因", "解决方法") answer it but share few
+    words.  When both are among the passages, the symptom's units step aside and the remedy is
+    read from its start: its units score as well as the symptom matched the question, less a
+    little per unit, or by their own words when those match better ("第 5 步：清理残留端口")."""
+    parents = {}
+    for i, h in enumerate(hits):
+        if is_symptom_section(h.chunk.heading):
+            parents.setdefault((h.chunk.collection, h.chunk.doc_path, _parent(h.chunk.heading)), i)
+    if not parents:
+        return
+    matched: dict[int, float] = {}  # symptom hit -> how well it matches the question
+    for c in cands:
+        if is_symptom_section(hits[c.hit].chunk.heading):
+            matched[c.hit] = max(matched.get(c.hit, 0.0), c.score)
+    remedy_of: dict[int, int] = {}
+    for i, h in enumerate(hits):
+        j = parents.get((h.chunk.collection, h.chunk.doc_path, _parent(h.chunk.heading)))
+        if j is not None and i != j and not is_symptom_section(h.chunk.heading):
+            remedy_of[i] = j
+    own: dict[int, float] = {}  # remedy hit -> its best unit by the question's own words
+    for c in cands:
+        if c.hit in remedy_of:
+            own[c.hit] = max(own.get(c.hit, 0.0), c.score)
+    order: dict[int, int] = {}
+    for c in cands:
+        h = hits[c.hit]
+        if c.hit in remedy_of:
+            k = order[c.hit] = order.get(c.hit, -1) + 1
+            base = REMEDY_SHARE * matched.get(remedy_of[c.hit], 0.0)
+            if own[c.hit] < OWN_SHARE * base:  # the question names no step: read from the first
+                c.score = max(c.score, base * REMEDY_DECAY ** k)
+        elif is_symptom_section(h.chunk.heading):
+            c.score *= 0.0 if c.hit in set(remedy_of.values()) else SYMPTOM_FACTOR
+
+
+def _parent(heading: str) -> str:
+    return heading.rsplit(" > ", 1)[0] if " > " in heading else ""
 
 
 def _trim(unit: Unit, terms: tuple[tuple[str, float], ...], budget: int, text: str) -> Unit | None:
@@ -331,8 +374,20 @@ def compose(
     taken: set[tuple[int, int]] = set()
     used = 0
 
-    # the lead: the best unit, with what it introduces as far as the budget allows
+    # the lead: the best unit, with what it introduces as far as the budget allows; a sentence
+    # that points back ("这意味着……") is read after the sentence it points to (the one before it,
+    # or the topic sentence of the paragraph before when it opens a paragraph)
     lead = group(best)
+    prev = by_pos.get((best.hit, best.index - 1))
+    if prev is not None and prev.unit.block != best.unit.block:
+        while (earlier := by_pos.get((prev.hit, prev.index - 1))) is not None and earlier.unit.block == prev.unit.block:
+            prev = earlier
+    if (
+        best.unit.kind == "sent" and refers_back(best.unit.text) and prev is not None
+        and prev.unit.kind in ("sent", "item") and not prev.unit.lead_in and not is_meta_sentence(prev.unit.text)
+        and len(_shown(prev.unit)) + sum(len(_shown(c.unit)) for c in lead) <= budget
+    ):
+        lead = [prev] + lead
     for k, c in enumerate(lead):
         length = len(_shown(c.unit))
         if used + length > budget:

@@ -89,6 +89,21 @@ def is_meta_sentence(text: str) -> bool:
     )
 
 
+# A sentence that opens by pointing back ("这意味着……", "为了达到这个目的，……") says half of what
+# it means: the sentence before it holds the other half.  Conclusions ("因此……") and reasons
+# ("这是因为……") stand alone as answers and are not included.
+_REFERS_BACK = re.compile(
+    _LEAD
+    + r"(?:(?:实际上|事实上|也就是说|换句话说|换言之|但是|然而|不过|同时)[，,]?\s*)?"
+    r"(?:这就?意味着|这样一来|为了[^，。！？]{0,24}?(?:这|此|该)(?:个|一|种)?(?:目的|目标|需求))"
+)
+
+
+def refers_back(text: str) -> bool:
+    """True when ``text`` opens by referring to what was said just before it."""
+    return bool(_REFERS_BACK.match((text or "").strip()))
+
+
 _LIST_MARKER = re.compile(r"\d{1,3}[.)]")
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from qa import lexical
 from qa.chunks import split_sentences
+from qa.questions import is_symptom_section
 from qa.config import DEFAULT_CANDIDATES, DEFAULT_DENSE_WEIGHT, DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_TOP_K
 from qa.store import ChunkRow, IndexReader
 from qa.vectors.base import VectorIndex
@@ -29,6 +30,10 @@ STUB_PENALTY = 0.5
 RERANK_DEPTH = 10
 WINDOW_SENTENCES = 2
 WINDOW_WEIGHT = 0.6
+# A troubleshooting page that files each problem as "现象" (symptom) / "原因" / "解决方法": the
+# question describes the symptom, so the symptom section is what matches, but its siblings
+# answer.  They take its place in the ranking (in document order), the symptom right after.
+SIBLINGS_AFTER_SYMPTOM = 2
 
 
 @dataclass
@@ -107,6 +112,40 @@ def fuse(
     return fused
 
 
+def _remedies_first(reader: VectorIndex, hits: list[Hit]) -> list[Hit]:
+    """Each symptom section among ``hits`` is preceded by the sections after it under the same
+    problem heading ("原因", "解决方法").  Passages of one document are stored with consecutive
+    ids in reading order; a neighbour that is not such a sibling is simply not used."""
+    symptoms = [h for h in hits if is_symptom_section(h.chunk.heading)]
+    if not symptoms:
+        return hits
+    wanted = sorted({h.chunk.id + d for h in symptoms for d in range(1, SIBLINGS_AFTER_SYMPTOM + 1)})
+    rows = reader.chunks(wanted)
+    found = {h.chunk.id: h for h in hits}
+    out: list[Hit] = []
+    placed: set[int] = set()
+    for h in hits:
+        if h.chunk.id in placed:
+            continue
+        if is_symptom_section(h.chunk.heading):
+            parent = h.chunk.heading.rsplit(" > ", 1)[0] + " > "
+            for d in range(1, SIBLINGS_AFTER_SYMPTOM + 1):
+                row = rows.get(h.chunk.id + d)
+                if (row is None or row.doc_path != h.chunk.doc_path or row.collection != h.chunk.collection
+                        or not row.heading.startswith(parent) or is_symptom_section(row.heading) or row.is_stub):
+                    break
+                if row.id in placed:
+                    continue
+                # a sibling found on its own keeps its scores; one brought in borrows the symptom's
+                sib = found.get(row.id) or Hit(row, h.fused, h.dense, h.lexical)
+                sib.fused = max(sib.fused, h.fused)
+                out.append(sib)
+                placed.add(row.id)
+        out.append(h)
+        placed.add(h.chunk.id)
+    return out
+
+
 def search(
     reader: VectorIndex | IndexReader,
     qvec: np.ndarray | None,
@@ -147,7 +186,7 @@ def search(
         h.window = window_coverage(query, lexical.fold(h.chunk.text))
         h.fused += WINDOW_WEIGHT * h.window
     hits.sort(key=lambda h: -h.fused)
-    hits = hits[: max(k, 1)]
+    hits = _remedies_first(reader, hits[: max(k, 1)])[: max(k, 1)]
     for h in hits:
         h.coverage = coverage(query, " ".join([h.chunk.title, h.chunk.heading, h.chunk.text]))
     return hits

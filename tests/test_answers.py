@@ -100,3 +100,34 @@ def test_an_answer_reports_the_generation_its_passages_came_from(tmp_path):
     assert a.reader.generation != old
     assert a.answer("Helm 是什么？", hits, timings).index.generation == old
     assert a.ask("Helm 是什么？").index.generation == a.reader.generation
+
+
+@pytest.mark.model
+def test_a_symptom_section_brings_its_fix_first(tmp_path):
+    """FAQ pages file each problem as "现象" / "原因" / "解决方法".  A question describes the
+    symptom, so the symptom section is what matches best; the sections after it under the same
+    problem heading answer, and are cited before it."""
+    from qa.assistant import Assistant
+    from qa.ingest import ingest
+    from tests.conftest import make_settings
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    (corpus / "faq.md").write_text(
+        "# 常见问题\n\n## Pod 无法访问外部网络\n\n### 现象\n\n默认 VPC 下 Pod 在集群内访问正常，无法访问集群外部网络。\n\n"
+        "### 解决方法\n\n1. 使用 `kubectl ko trace` 判断逻辑流表链路上是否存在 ACL 限制。\n"
+        "2. 若不存在 ACL 限制，查看 Subnet 信息，确认网关节点网络正常。\n\n"
+        "## Pod IP 不在指定的 CIDR 内\n\n### 现象\n\nPod 分配到的 IP 不在所属子网的 CIDR 范围内。\n\n"
+        "### 解决方法\n\n查找主机路径的 `/etc/cni/net.d/` 目录下是否存在其他 CNI 配置文件。\n",
+        encoding="utf-8",
+    )
+    (corpus / "subnet.md").write_text("# 子网\n\n子网是 Kube-OVN 的核心抽象，Pod 从子网中分配 IP 地址。\n", encoding="utf-8")
+    ingest(corpus, make_settings(index))
+    a = Assistant.open(index, settings=make_settings(index))
+    ans = a.ask("集群内 Pod 访问正常，但是访问不了集群外部网络，怎么办？")
+    headings = [c.heading for c in ans.citations]
+    assert headings[0] == "常见问题 > Pod 无法访问外部网络 > 解决方法"
+    assert "常见问题 > Pod 无法访问外部网络 > 现象" in headings[1:]  # still cited, after the fix
+    assert "kubectl ko trace" in ans.answer and "[1]" in ans.answer
+    # the other problem's fix is not pulled in by this symptom
+    assert headings.count("常见问题 > Pod IP 不在指定的 CIDR 内 > 解决方法") <= 1

@@ -348,3 +348,19 @@ def test_a_quote_or_parenthesis_is_never_cut_at_its_semicolon():
     assert "峨冠博带，实亡国之陋规" in answer("袁彭年曾经起草过什么告示？", hit(text))
     paren = split_units("氨碱法（Solvay process；ammonia-soda process）又称索尔维制碱法。它用于制造碳酸钠。")
     assert paren[0].text == "氨碱法（Solvay process；ammonia-soda process）又称索尔维制碱法。"
+
+
+def test_a_lead_that_points_back_is_read_after_what_it_points_to():
+    """"这意味着……" opens a paragraph: the paragraph before it (its topic sentence) says what "这" is."""
+    text = ("钩子创建的资源目前不作为 release 的一部分进行跟踪或管理。一旦 Helm 确认钩子已达到就绪状态，就不再管理该钩子资源。\n\n"
+            "实际上，这意味着如果你在钩子中创建了资源，就不能依赖 `helm uninstall` 来删除这些资源。")
+    ans = answer("钩子里建的资源为什么 helm uninstall 删不掉？", hit(text, heading="钩子 > 钩子资源不随对应 release 管理"))
+    assert first_sentence(ans) == "钩子创建的资源目前不作为 release 的一部分进行跟踪或管理。"
+    assert ans.index("这意味着") < ans.index("[1]")
+    # within a paragraph it is the sentence right before
+    text = "在 Kubernetes 的网络规范中，要求 Node 可以和所有的 Pod 直接通信。为了在 Overlay 网络模式下达到这个目的，Kube-OVN 创建了一个 join 子网。"
+    ans = answer("kube-ovn 为什么要建一个 join 子网？", hit(text))
+    assert first_sentence(ans).startswith("在 Kubernetes 的网络规范中")
+    # a conclusion stands alone: "因此，……" leads by itself
+    text = "公共云提供商的 Serverless 产品通常按需计量。因此，当无服务器功能处于空闲状态时，它不会花费任何费用。"
+    assert first_sentence(answer("无服务器函数空闲的时候还收钱吗？", hit(text))).startswith("因此")

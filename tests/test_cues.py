@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qa.cues import (
+    refers_back,
     answer_sentences,
     first_sentence,
     has_dangling_colon,
@@ -138,3 +139,23 @@ def test_a_quote_is_one_sentence_to_a_reader():
 
     ans = "曾起草告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」。袁彭年为袁中道之子。[1]"
     assert first_sentence(ans) == "曾起草告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」。"
+
+
+@pytest.mark.parametrize("text", [
+    "实际上，这意味着如果你在钩子中创建了资源，就不能依赖 `helm uninstall` 来删除这些资源。",
+    "为了在 Overlay 网络模式下达到这个目的， Kube-OVN 创建了一个 `join` 子网。",
+    "这就意味着节点上的 Pod 会被驱逐。",
+    "这样一来，镜像就可以在任何环境里运行。",
+])
+def test_a_sentence_that_points_back_is_recognised(text):
+    assert refers_back(text)
+
+
+@pytest.mark.parametrize("text", [
+    "因此，当无服务器功能处于空闲状态时，它不会花费任何费用。",  # a conclusion answers on its own
+    "这是因为单独的 Pod 在机器故障的情况下没有办法自动复原。",  # a reason: the why rule's business
+    "Kube-OVN 创建了一个 join 子网，这意味着节点可以访问 Pod。",  # points back only mid-sentence
+    "为了方便用户的快速上手使用，Kube-OVN 内置了一个默认子网。",
+])
+def test_sentences_that_stand_alone_do_not_point_back(text):
+    assert not refers_back(text)
