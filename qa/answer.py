@@ -21,6 +21,9 @@ from qa import lexical
 from qa.cues import is_meta_sentence, refers_back
 from qa.questions import (
     answer_cue,
+    as_asked,
+    mention_forms,
+    named_terms,
     is_reference_section,
     is_rhetorical,
     is_stub_text,
@@ -146,6 +149,31 @@ def _names(term: str, text: str) -> bool:
     """Whether ``text`` names ``term`` as a word ("Dockerfile" is not "Docker")."""
     toks = set(lexical.TOKEN_RE.findall(lexical.fold(text)))
     return term in toks or lexical.ALIASES.get(term, "") in toks
+
+
+def unnamed_in_passages(question: str, hits: list[Hit], usable: list[bool] | None = None, depth: int = 5) -> list[str]:
+    """The question's names (``CRI-O``, ``Velero``) that none of the passages that may answer
+    it mentions, as the question spells them.
+
+    The articles may mention a name somewhere (so it is not "unmentioned"), yet when no passage
+    found for the question does, those passages answer a neighbouring question: the CRI-O
+    question gets Helm's configuration paths.  Then the honest answer is "not covered"."""
+    names = named_terms(question)
+    if not names:
+        return []
+    tokens: set[str] = set()
+    for i, h in enumerate(hits[:depth]):
+        if usable is not None and not usable[i]:
+            continue
+        for m in lexical.TOKEN_RE.finditer(lexical.fold(f"{h.chunk.title} {h.chunk.heading} {h.chunk.text}")):
+            tokens.add(m.group())
+            tokens.update(lexical.PART_RE.findall(m.group()))
+    if not tokens:
+        return []
+    def named(w: str) -> bool:  # "Mac" is named by "macOS"; a short word only by itself
+        return w in tokens or len(w) >= 3 and any(t.startswith(w) for t in tokens)
+
+    return [as_asked(question, t) for t in names if not any(all(named(w) for w in ways) for ways in mention_forms(t))]
 
 
 def see_source_answer(hits: list[Hit]) -> tuple[str, dict[int, list[list[int]]]] | None:

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Callable
 
 from qa import lexical
-from qa.answer import NOT_COVERED, NOT_MENTIONED, best_stub, confidence, see_source_answer, stub_answer, stub_hit
+from qa.answer import (
+    NOT_COVERED,
+    NOT_MENTIONED,
+    best_stub,
+    confidence,
+    see_source_answer,
+    stub_answer,
+    stub_hit,
+    unnamed_in_passages,
+)
 from qa.config import Settings, get_settings
 from qa.embeddings import Embedder, get_embedder
 from qa.encoder import same_model
@@ -277,6 +286,9 @@ class Assistant:
                 # "not written yet" is decided from the passages, like "not covered": no writer
                 status = "stub"
                 text, highlights = stub_answer(hits, stub)
+            elif unnamed_in_passages(question, hits, usable):
+                # the passages are about a neighbouring subject, not the name asked about
+                abstained, status, text, highlights = True, "not_covered", NOT_COVERED, {}
             else:
                 written = self.writer.write(
                     question, hits, budget=answer_chars or self.settings.answer_chars, usable=usable, on_token=on_token

@@ -131,3 +131,23 @@ def test_a_symptom_section_brings_its_fix_first(tmp_path):
     assert "kubectl ko trace" in ans.answer and "[1]" in ans.answer
     # the other problem's fix is not pulled in by this symptom
     assert headings.count("常见问题 > Pod IP 不在指定的 CIDR 内 > 解决方法") <= 1
+
+
+def test_passages_that_never_name_what_was_asked_about_are_not_an_answer(assistant):
+    """Found passages share the words of "Redis 的配置文件默认放在哪里？" but not the name, which
+    other articles do mention: the answer is "not covered" (status and flag), with nothing cited;
+    the same passages answer a question about what they do name."""
+    from qa.retrieval import Hit
+    from qa.store import ChunkRow
+
+    text = "下表列出了各操作系统上这些目录的默认路径：配置文件路径：`$HOME/.config/helm`，数据路径：`$HOME/.local/share/helm`。"
+    row = ChunkRow(id=10**9, key="k", doc_path="helm.md", collection="default", title="Helm 目录", doc_meta={},
+                   heading="Helm 目录 > 默认路径", text=text, start=0, end=len(text), line_start=1, line_end=1,
+                   is_stub=False, kind="text", source="helm.md")
+    hits = [Hit(row, 1.0, dense=0.9, lexical=10.0, coverage=0.8, confidence=0.9)]
+    assert not assistant.unmentioned("Redis 的配置文件默认放在哪里？")
+    ans = assistant.answer("Redis 的配置文件默认放在哪里？", hits)
+    assert ans.abstained and ans.status == "not_covered" and not ans.citations
+    assert "没有找到" in ans.answer
+    ans = assistant.answer("Helm 的配置文件默认放在哪里？", hits)
+    assert not ans.abstained and ans.status == "answered" and ans.citations[0].path == "helm.md"

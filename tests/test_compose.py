@@ -364,3 +364,23 @@ def test_a_lead_that_points_back_is_read_after_what_it_points_to():
     # a conclusion stands alone: "因此，……" leads by itself
     text = "公共云提供商的 Serverless 产品通常按需计量。因此，当无服务器功能处于空闲状态时，它不会花费任何费用。"
     assert first_sentence(answer("无服务器函数空闲的时候还收钱吗？", hit(text))).startswith("因此")
+
+
+def test_a_name_no_found_passage_mentions_means_the_passages_answer_another_question():
+    """"CRI-O 的配置文件默认放在哪里？" finds Helm's configuration paths: the words match, the
+    name does not.  A name counts as mentioned by a longer spelling ("Mac" in "macOS") or by its
+    form without a glued version ("helm2" -> "Helm 2")."""
+    from qa.answer import unnamed_in_passages
+
+    helm = hit("下表列出了各操作系统上这些目录的默认路径：配置路径：`$HOME/.config/helm`。", heading="Helm > 目录")
+    assert unnamed_in_passages("CRI-O 的配置文件默认放在哪里？", [helm]) == ["CRI-O"]
+    assert unnamed_in_passages("Helm 的配置文件默认放在哪里？", [helm]) == []
+    mac = hit("我们了解到 macOS 上的一个案例是 Helm 会试图访问 `/etc/.mdns_debug` 文件。")
+    assert unnamed_in_passages("Mac 上 helm 为什么会去读 /etc/.mdns_debug？", [mac]) == []
+    assert unnamed_in_passages("从 helm2 迁过来以后 release 不见了？", [hit("从 Helm 2 迁移到 Helm 3 以后……")]) == []
+    # only the passages that may answer count: an unusable one that names it does not
+    crio = hit("CRI-O 的配置文件位于 /etc/crio/crio.conf。")
+    assert unnamed_in_passages("CRI-O 的配置文件默认放在哪里？", [helm, crio], usable=[True, False]) == ["CRI-O"]
+    assert unnamed_in_passages("CRI-O 的配置文件默认放在哪里？", [helm, crio]) == []
+    # questions without names are never refused by this rule
+    assert unnamed_in_passages("配置文件默认放在哪里？", [helm]) == []
