@@ -72,6 +72,7 @@ CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "h
               "consequence": 0.5, "fact": 0.0}
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
 STUB_MIN_COVERAGE = 0.35  # share of the question's words a stub's headings must hold
+SUBJECT_STUB_COVERAGE = 0.25  # ... or this share, when they name the question's subject (Dockerfile)
 CLAUSE_RE = re.compile(r"[，,；;、]")
 END_PUNCT_RE = re.compile(r"[。！？；.!?;：:，,、]\s*$")
 
@@ -97,7 +98,10 @@ def best_stub(query: Query, stubs: list) -> Hit | None:
         return None
     cov = [heading_coverage(query, c) for c in stubs]
     best = max(range(len(stubs)), key=lambda i: (cov[i], -i))
-    if cov[best] < STUB_MIN_COVERAGE:
+    subject = _subject(query)
+    if cov[best] < STUB_MIN_COVERAGE and not (
+        cov[best] >= SUBJECT_STUB_COVERAGE and subject and _names(subject, f"{stubs[best].title} {stubs[best].heading}")
+    ):
         return None
     return Hit(chunk=stubs[best], fused=0.0, coverage=coverage(query, stubs[best].text))
 
@@ -121,9 +125,9 @@ def stub_hit(query: Query, hits: list[Hit], usable: list[bool] | None = None, de
     head = {i: heading_coverage(query, hits[i].chunk) for i in stubs}
     best = max(stubs, key=lambda i: (head[i], -i))
     cov = head[best]
-    if cov < STUB_MIN_COVERAGE:
+    if cov < SUBJECT_STUB_COVERAGE:
         return None
-    if cov > written + 0.15 or cov >= written and cov > written_head + 0.2 or best == 0 and cov >= written:
+    if cov >= STUB_MIN_COVERAGE and (cov > written + 0.15 or cov >= written and cov > written_head + 0.2 or best == 0 and cov >= written):
         return best
     # The question's subject ("Dockerfile") is what the stub's heading is about, and no written
     # passage has it in a title or heading: those mention it in passing (a path, a file name).

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from qa.answer import STUB_ANSWER, compose, stub_hit
+from qa.answer import STUB_ANSWER, best_stub, compose, heading_coverage, stub_hit
 from qa.cues import is_meta_sentence
 from qa.questions import is_stub_text, question_type
 from qa.retrieval import Hit, coverage, make_query
@@ -324,6 +324,18 @@ def test_a_stub_about_the_questions_subject_wins_over_passages_that_name_it_in_p
         h.coverage = coverage(q, " ".join([h.chunk.title, h.chunk.heading, h.chunk.text]))
     assert stub_hit(q, [written, stub]) == 1
     assert stub_hit(q, [written, stub, named]) is None  # a written section about Dockerfile answers
+    # a longer question holds more words than the stub's heading (coverage 0.29): naming the
+    # subject is what makes the stub about it, down to a quarter of the question's words
+    q = make_query("用 Dockerfile 怎么基于基础镜像构建自己的镜像？")
+    for h in (written, stub, named):
+        h.coverage = coverage(q, " ".join([h.chunk.title, h.chunk.heading, h.chunk.text]))
+    assert 0.25 <= heading_coverage(q, stub.chunk) < 0.35
+    assert stub_hit(q, [written, stub]) == 1
+    assert best_stub(q, [stub.chunk]) is not None
+    assert stub_hit(q, [written, stub, named]) is None
+    # without the subject in its heading, a stub needs the usual share
+    q = make_query("怎么基于基础镜像构建自己的镜像？")
+    assert best_stub(q, [stub.chunk]) is None
 
 
 def test_a_what_happens_question_leads_with_the_consequence():
