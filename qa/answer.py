@@ -246,7 +246,8 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
             if prev is not None and c.unit.kind == "sent" and REASON_START_RE.match(c.unit.text):
                 c.score = max(c.score, REASON_GAIN * prev.score)
     if kind == "how":
-        # a command block answers the sentence that introduces it ("查看虚悬镜像：" + the command)
+        # a command block answers the sentence that introduces it ("查看虚悬镜像：" + the command),
+        # or the heading right above it when nothing comes between ("### 查看上次启动的日志" + the command)
         by_pos = {(c.hit, c.index): c for c in cands}
         for c in cands:
             if c.unit.kind == "code":
@@ -255,6 +256,11 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
                     c.score = max(c.score, 0.9 * prev.score)
                     if not prev.unit.follows:
                         prev.unit.follows = [c.index]
+                elif c.index == 0 and only_markup((h := hits[c.hit]).chunk.text[: c.unit.start]):
+                    heading = h.chunk.heading.rsplit(" > ", 1)[-1]
+                    lex = lexical.matched_weight(terms, lexical.fold(heading))
+                    rank = min(1.0, max(h.fused, 0.0) / top) ** RANK_POWER
+                    c.score = max(c.score, 0.9 * lex * rank * (1 + CUE_WEIGHT[kind] * answer_cue(kind, c.unit.text)))
     return cands
 
 
@@ -477,8 +483,9 @@ def compose(
     for p, is_item in zip(parts, kinds):
         if prev_item and not p.startswith(("[", "\n")) and not END_PUNCT_RE.search(text):
             text += "；" if is_item else "。"  # list items quoted one after another stay apart
-        elif text and not p.startswith(("[", "\n")) and text[-1].isascii() and p[0].isascii() and not text.endswith("\n"):
-            text += " "
+        elif text and not p.startswith(("[", "\n")) and (text[-1].isascii() and p[0].isascii() and not text.endswith("\n")
+                                                      or text.endswith("`") and not END_PUNCT_RE.match(p[0])):
+            text += " "  # between Latin words, and after an inline command ("`kubectl logs -p` 确认……")
         text += p
         prev_item = is_item
     return text.strip(), highlights

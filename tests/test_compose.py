@@ -396,3 +396,15 @@ def test_a_name_no_found_passage_mentions_means_the_passages_answer_another_ques
     assert unnamed_in_passages("CRI-O 的配置文件默认放在哪里？", [helm, crio]) == []
     # questions without names are never refused by this rule
     assert unnamed_in_passages("配置文件默认放在哪里？", [helm]) == []
+
+
+def test_a_command_right_under_a_heading_that_asks_the_question_leads():
+    """"### 查看 Pod 内容器上次启动时的日志信息" then only the command: the heading introduces it."""
+    text = ("```shell\nkubectl -n ${namespace} logs -p ${name}\n```\n\n"
+            "确认日志中的错误信息后，可以根据启动报错中的指引信息进行进一步排查解决。")
+    h = hit(text, heading="常见部署错误 > Pod 处于 CrashLoopBackOff 状态 > 查看 Pod 内容器上次启动时的日志信息")
+    ans = answer("Pod CrashLoopBackOff 了，怎么看上一次启动的日志？", h)
+    assert ans.startswith("`kubectl -n ${namespace} logs -p ${name}` 确认")  # shown as code, kept apart
+    # a heading that does not ask it leaves the sentences to lead
+    h = hit(text, heading="常见部署错误 > 其他")
+    assert not answer("Pod CrashLoopBackOff 了，怎么看上一次启动的日志？", h).startswith("`kubectl")
