@@ -29,6 +29,7 @@ from qa.questions import (
     is_stub_text,
     is_symptom_section,
     question_type,
+    HOW_CODE,
 )
 from qa.retrieval import Hit, Query, coverage
 from qa.units import LEAD_IN_RE, Unit, closed, display, only_markup, split_units
@@ -58,6 +59,8 @@ RANK_POWER = 3.0
 MIN_RATIO = 0.2  # units of the lead's passage scoring below this share of the best are not added
 OTHER_RATIO = 0.35  # the same for units of other passages: padding from weaker passages costs more
 META_FACTOR = 0.1  # prefaces, references and figure notes only answer when nothing else does
+BACK_REFERENCE_RE = re.compile(r"^(?:上述|上面|以上|前面|前述)")
+BACK_FACTOR = 0.5  # a passage that opens with "上述……" refers to what came before it: a poor first sentence
 QUESTION_FACTOR = 0.3  # "怎么用呢？": an article's own questions lead on, they do not answer
 REASON_START_RE = re.compile(r"^(?:这是因为|这是由于|因为|由于|原因是|之所以)")
 REASON_GAIN = 1.05
@@ -236,6 +239,8 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
             score *= META_FACTOR
         elif is_rhetorical(c.unit.text):
             score *= QUESTION_FACTOR
+        elif c.index == 0 and BACK_REFERENCE_RE.match(c.unit.text):
+            score *= BACK_FACTOR
         c.score = score
     _remedies(hits, cands)
     if kind == "why":
@@ -390,14 +395,17 @@ def compose(
         g = group(c)
         return not c.unit.lead_in or len(g) > 1 and len(_shown(g[0].unit)) + len(_shown(g[1].unit)) <= budget
 
+    kind = question_type(query.text)
     ranked = []
     for c in sorted(cands, key=lambda c: (-c.score, c.hit, c.index)):
         if not complete(c):
             # what it introduces does not fit: the sentence alone, when it says something alone
-            alone = closed(c.unit, hits[c.hit].chunk.text)
+            # ... and one that names the command answers a how question in full
+            names_command = kind == "how" and answer_cue(kind, c.unit.text) >= HOW_CODE
+            alone = closed(c.unit, hits[c.hit].chunk.text, says_how=names_command)
             if alone is None:
                 continue
-            c = Candidate(c.hit, c.index, alone, c.score * CLOSED_FACTOR)
+            c = Candidate(c.hit, c.index, alone, c.score * (1.0 if names_command else CLOSED_FACTOR))
             by_pos[(c.hit, c.index)] = c
         ranked.append(c)
     if not ranked:

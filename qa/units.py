@@ -76,11 +76,13 @@ _POINTER_CLAUSE_RE = re.compile(r"[，,]\s*(?:如下所示|如下|示例如下|�
 _DEICTIC_RE = re.compile(r"下面|以下|如下|下述|下列|下图")
 
 
-def closed(unit: "Unit", text: str) -> "Unit | None":
+def closed(unit: "Unit", text: str, says_how: bool = False) -> "Unit | None":
     """A lead-in quoted without what it introduces (a block too long for the answer), when the
     sentence still says something on its own: "……可以修改节点的 limits.conf 调大 ulimit：" is
     shown ending in "。", "……可以方便排查网络问题，如下所示：" without its pointer clause.  None
-    when the point is what it announces ("镜像包含：", "一般有两种原因：")."""
+    when the point is what it announces ("镜像包含：", "一般有两种原因：") — unless ``says_how``:
+    to a how question "使用 `helm show values` 可以查看可配置选项：" answers by the command it
+    names, and the options it announces are that command's output."""
     if not unit.lead_in or unit.kind not in ("sent", "item") or len(unit.spans) != 1:
         return None
     a, b = unit.spans[0]
@@ -90,7 +92,7 @@ def closed(unit: "Unit", text: str) -> "Unit | None":
         body = body[: m.start()]
     else:
         body = LEAD_IN_RE.sub("", body)
-        if not body or _ANNOUNCES_RE.search(body):
+        if not body or _ANNOUNCES_RE.search(body) and not says_how:
             return None
     body = body.rstrip()
     if len(_CONTENT_RE.findall(body)) < 8 or _DEICTIC_RE.search(body):

@@ -408,3 +408,16 @@ def test_a_command_right_under_a_heading_that_asks_the_question_leads():
     # a heading that does not ask it leaves the sentences to lead
     h = hit(text, heading="常见部署错误 > 其他")
     assert not answer("Pod CrashLoopBackOff 了，怎么看上一次启动的日志？", h).startswith("`kubectl")
+
+
+def test_a_how_answer_quotes_the_sentence_that_names_the_command_even_without_its_output():
+    """The passage ends at "使用 `helm show values` 可以查看 chart 中的可配置选项：" (the values are in
+    the next passage): the command answers; the passage's opening "上述……" points at text it lacks."""
+    text = ("上述安装方式只会使用 chart 的默认配置选项。很多时候，我们需要自定义 chart 来指定我们想要的配置。\n\n"
+            "使用 `helm show values` 可以查看 chart 中的可配置选项：")
+    ans = answer("装 chart 之前怎么看它有哪些可配置的值？", hit(text))
+    assert first_sentence(ans) == "使用 `helm show values` 可以查看 chart 中的可配置选项。"
+    assert not re.search(r"[：:]\[\d+\]", ans)
+    # a lead-in that names no command still announces what it does not quote: not quoted alone
+    text = "很多时候，我们需要自定义 chart 来指定我们想要的配置。\n\n可以查看 chart 中的可配置选项："
+    assert "可配置选项" not in answer("装 chart 之前怎么看它有哪些可配置的值？", hit(text))
