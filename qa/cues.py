@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from qa.chunks import split_sentences
-from qa.units import within_brackets
+from qa.units import whole_sentences
 
 _LEAD = r"^[\s>*_#\-+]*"  # quote marks, emphasis, list bullets before the words
 
@@ -115,7 +115,7 @@ def answer_sentences(answer: str) -> list[str]:
     ``qa.chunks.split_sentences``, the splitter composition itself uses."""
     text = MARKER_RE.sub("\n\n", answer or "")
     out: list[str] = []
-    for a, b in within_brackets(text, split_sentences(text)):
+    for a, b in whole_sentences(text, split_sentences(text)):
         s = text[a:b].strip()
         if out and _LIST_MARKER.fullmatch(out[-1]):
             out[-1] = f"{out[-1]} {s}"  # "5. 若……" is one sentence to a reader, not "5." and the rest

@@ -73,6 +73,7 @@ _POINTER_CLAUSE_RE = re.compile(r"[，,]\s*(?:如下所示|如下|示例如下|�
 
 
 # "使用下面的命令进行修复：": without what it points at, it says nothing.
+_ELLIPSIS_END_RE = re.compile(r"(?:。{2,}|…{2,}|\.{3,})\s*$")
 _DEICTIC_RE = re.compile(r"下面|以下|如下|下述|下列|下图")
 
 
@@ -142,13 +143,15 @@ def code_is_diagram(lang: str, body: str) -> bool:
 _PAIRS = (("「", "」"), ("『", "』"), ("“", "”"), ("（", "）"), ("(", ")"))
 
 
-def within_brackets(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sentences that end inside 「……；……」 or （……；……） are joined: the quote is one sentence
-    ("告示称「金钱鼠尾，乃新朝之雅政；峨冠博带，实亡国之陋规」"), not two halves."""
+def whole_sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentences as a reader reads them, from the splitter's spans: a sentence that ends inside
+    「……；……」 or （……；……） is joined with the rest of the quote ("告示称「金钱鼠尾，乃新朝之雅政；
+    峨冠博带，实亡国之陋规」"), and an ellipsis ("那就。。", "……") followed on the same line is a
+    pause, not an end ("要跑 go 应用，那就。。什么都不需要装。")."""
     out: list[tuple[int, int]] = []
     open_ = False
     for a, b in spans:
-        if open_ and out:
+        if out and (open_ or _ELLIPSIS_END_RE.search(text, out[-1][0], out[-1][1]) and "\n" not in text[out[-1][1] : a]):
             out[-1] = (out[-1][0], b)
         else:
             out.append((a, b))
@@ -171,7 +174,7 @@ def split_units(text: str, kind: str = "text") -> list[Unit]:
     block = 0
 
     def add_paragraph(a: int, b: int) -> None:
-        for sa, sb in within_brackets(text[a:b], split_sentences(text[a:b])):
+        for sa, sb in whole_sentences(text[a:b], split_sentences(text[a:b])):
             s = text[a + sa : a + sb]
             units.append(Unit("sent", display(s), [(a + sa, a + sb)], block, bool(LEAD_IN_RE.search(s))))
 

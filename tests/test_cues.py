@@ -159,3 +159,11 @@ def test_a_sentence_that_points_back_is_recognised(text):
 ])
 def test_sentences_that_stand_alone_do_not_point_back(text):
     assert not refers_back(text)
+
+
+def test_an_ellipsis_inside_a_line_is_a_pause_not_the_end_of_a_sentence():
+    text = "要跑 java 应用，得装个 JVM，要跑 go 应用，那就。。什么都不需要装。选中一个基础操作系统。"
+    assert answer_sentences(text) == ["要跑 java 应用，得装个 JVM，要跑 go 应用，那就。。什么都不需要装。", "选中一个基础操作系统。"]
+    assert answer_sentences("话说到这里……我们再看镜像。") == ["话说到这里……我们再看镜像。"]
+    # at the end of a line (a stub's "待补充。。。") it still ends the sentence
+    assert answer_sentences("待补充。。。\n\n下一节。") == ["待补充。。。", "下一节。"]
