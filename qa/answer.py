@@ -73,6 +73,7 @@ REMEDY_SHARE = 0.5  # ... from half as well as the symptom matched: a step that 
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
 CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6,
               "consequence": 0.5, "fact": 0.0}
+HEADING_SHARE = 0.3  # a question word a unit lacks but its section's heading holds counts this much
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
 STUB_MIN_COVERAGE = 0.35  # share of the question's words a stub's headings must hold
 SUBJECT_STUB_COVERAGE = 0.25  # ... or this share, when they name the question's subject (Dockerfile)
@@ -198,19 +199,20 @@ def stub_answer(hits: list[Hit], i: int) -> tuple[str, dict[int, list[list[int]]
     return STUB_ANSWER.format(section=section) + f"[{i + 1}]", {}
 
 
-def _pool_terms(query: Query, folded: list[str]) -> tuple[tuple[str, float], ...]:
+def _pool_terms(query: Query, folded: list[str], headings: bool = False) -> tuple[tuple[str, float], ...]:
     """Question terms re-weighted by how rare they are among the candidates.
 
     The question's topic (the article's subject) occurs in nearly every unit of the right
-    passage and says nothing about *which* unit answers; the words in few candidates do."""
+    passage and says nothing about *which* unit answers; the words in few candidates do.
+    ``headings``: also the terms in no candidate (a heading may hold them), as if in one."""
     n = len(folded)
     weights = []
     for t, w in query.terms:
         if not w:
             continue
         df = sum(1 for f in folded if t in f or (t in lexical.ALIASES and lexical.ALIASES[t] in f))
-        if df:
-            weights.append((t, w * math.log(1 + n / df)))
+        if df or headings:
+            weights.append((t, w * math.log(1 + n / max(df, 1))))
     return tuple(weights)
 
 
@@ -229,8 +231,12 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
     folded = [lexical.fold(c.unit.text) for c in cands]
     terms = _pool_terms(query, folded)
     top = max(hits[0].fused, 1e-9)
+    # a passage's own heading says what its sentences are about ("跨 Namespace 部署" over "暂不支持。")
+    headings = {i: lexical.fold(h.chunk.heading.rsplit(" > ", 1)[-1]) for i, h in enumerate(hits[:max_passages])}
+    head_terms = _pool_terms(query, folded, headings=True)
     for c, f in zip(cands, folded):
         lex = lexical.matched_weight(terms, f)
+        lex += HEADING_SHARE * sum(w for t, w in head_terms if t in headings[c.hit] and t not in f)
         score = lex * min(1.0, max(hits[c.hit].fused, 0.0) / top) ** RANK_POWER
         score *= 1 + CUE_WEIGHT[kind] * answer_cue(kind, c.unit.text)
         if c.unit.kind == "code":

@@ -421,3 +421,16 @@ def test_a_how_answer_quotes_the_sentence_that_names_the_command_even_without_it
     # a lead-in that names no command still announces what it does not quote: not quoted alone
     text = "很多时候，我们需要自定义 chart 来指定我们想要的配置。\n\n可以查看 chart 中的可配置选项："
     assert "可配置选项" not in answer("装 chart 之前怎么看它有哪些可配置的值？", hit(text))
+
+
+
+def test_a_sentence_is_read_with_the_heading_of_its_section():
+    """"如果你想保留删除记录，加上 keep-history 参数即可。" lacks "卸载" and "release", which its
+    section's heading ("'helm uninstall'：卸载 release") holds; it outranks a sentence of another
+    section that shares as many of the question's words."""
+    q = "卸载 release 时想保留历史记录怎么办？"
+    keep = hit("如果你想保留删除记录，加上 keep-history 参数即可。", heading="使用 Helm > 'helm uninstall'：卸载 release")
+    other = hit("保留的记录可以通过参数以表格形式打印。", heading="helm history > 简介", fused=1.0)
+    assert first_sentence(answer(q, other, keep)).startswith("如果你想保留删除记录")
+    keep.chunk.heading = "使用 Helm > 其他"
+    assert first_sentence(answer(q, other, keep)).startswith("保留的记录可以通过参数")
