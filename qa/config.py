@@ -17,7 +17,7 @@ DEFAULT_TOP_K = 5
 DEFAULT_CANDIDATES = 50
 DEFAULT_RRF_K = 60
 DEFAULT_FUSION = "weighted"
-DEFAULT_DENSE_WEIGHT = 0.45
+DEFAULT_DENSE_WEIGHT = 0.55
 
 # The string switches: a value outside these fails when the settings load, naming the allowed ones.
 Precision = Literal["auto", "float32", "bfloat16"]
