@@ -18,10 +18,15 @@ class QuestionTooLong(QuestionError):
 
 
 def check_question(question: str | None, max_chars: int) -> str:
-    """The question, stripped; QuestionError when it is empty or longer than ``max_chars``."""
-    q = (question or "").strip()
+    """The question, stripped; QuestionError when it is empty or longer than ``max_chars``.
+
+    The length is the question as sent, surrounding whitespace included: that is what the
+    published ``maxLength`` counts, so a client validating against /openapi.json and the server
+    agree (Python's strip() also removes control characters such as U+001C)."""
+    raw = question or ""
+    q = raw.strip()
     if not q:
         raise QuestionError("question is empty: ask something, e.g. 'k8s 和 Docker 是什么关系？'")
-    if len(q) > max_chars:
-        raise QuestionTooLong(f"question is {len(q)} characters long; the limit is {max_chars}")
+    if len(raw) > max_chars:
+        raise QuestionTooLong(f"question is {len(raw)} characters long; the limit is {max_chars}")
     return q

@@ -19,6 +19,12 @@ def test_a_question_is_stripped_and_bounded():
     assert check_question("问" * 500, 500) == "问" * 500
     with pytest.raises(QuestionTooLong, match="501 characters long; the limit is 500") as exc:
         check_question("问" * 501, 500)
+    # the length is counted as sent, like the published maxLength: whitespace and control
+    # characters that strip() removes (U+001C) still count
+    with pytest.raises(QuestionTooLong, match="501 characters long"):
+        check_question("\x1c" + "问" * 500, 500)
+    with pytest.raises(QuestionTooLong):
+        check_question("问" * 500 + " ", 500)
     assert exc.value.code == "question_too_long"
     for empty in ("", "   ", None):
         with pytest.raises(QuestionError) as exc:
