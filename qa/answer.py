@@ -62,6 +62,8 @@ META_FACTOR = 0.1  # prefaces, references and figure notes only answer when noth
 BACK_REFERENCE_RE = re.compile(r"^(?:上述|上面|以上|前面|前述)")
 BACK_FACTOR = 0.5  # a passage that opens with "上述……" refers to what came before it: a poor first sentence
 QUESTION_FACTOR = 0.3  # "怎么用呢？": an article's own questions lead on, they do not answer
+# "因此，v2 不再支持该功能。": to a why question a conclusion is the effect; its reason is the sentence before
+CONCLUSION_RE = re.compile(r"^(?:因此|所以|因而|故而|于是)[，,]")
 REASON_START_RE = re.compile(r"^(?:这是因为|这是由于|因为|由于|原因是|之所以)")
 REASON_GAIN = 1.05
 CLOSED_FACTOR = 0.6  # a lead-in quoted without what it introduces says less than it meant to
@@ -435,7 +437,8 @@ def compose(
         while (earlier := by_pos.get((prev.hit, prev.index - 1))) is not None and earlier.unit.block == prev.unit.block:
             prev = earlier
     if (
-        best.unit.kind == "sent" and refers_back(best.unit.text) and prev is not None
+        best.unit.kind == "sent" and (refers_back(best.unit.text) or kind == "why" and CONCLUSION_RE.match(best.unit.text))
+        and prev is not None
         and prev.unit.kind in ("sent", "item") and not prev.unit.lead_in and not is_meta_sentence(prev.unit.text)
         and len(_shown(prev.unit)) + sum(len(_shown(c.unit)) for c in lead) <= budget
     ):

@@ -434,3 +434,13 @@ def test_a_sentence_is_read_with_the_heading_of_its_section():
     assert first_sentence(answer(q, other, keep)).startswith("如果你想保留删除记录")
     keep.chunk.heading = "使用 Helm > 其他"
     assert first_sentence(answer(q, other, keep)).startswith("保留的记录可以通过参数")
+
+
+def test_a_why_answer_that_is_a_conclusion_comes_after_its_reason():
+    """"因此，TiDB Operator v2 不再支持该功能。" matches "为什么 v2 不支持……" best, but it is the effect: the
+    sentence before it is the reason."""
+    text = ("基于 EBS 卷快照的备份恢复成本过高。随着持续的优化，TiDB BR 的性能提升显著，基于 EBS 卷快照的备份恢复不再是必需的。"
+            "因此，TiDB Operator v2 不再支持该功能。")
+    ans = answer("为什么 v2 不支持 EBS 快照备份了？", hit(text))
+    assert first_sentence(ans).startswith("随着持续的优化")
+    assert ans.index("随着持续的优化") < ans.index("因此，TiDB Operator v2")
