@@ -55,9 +55,11 @@ class AskRequest(BaseModel):
     @field_validator("question")
     @classmethod
     def _not_blank(cls, v: str) -> str:
+        # kept as sent: the runtime strips it after counting its length the way the published
+        # maxLength does (qa.limits.check_question)
         if not v.strip():
             raise ValueError("question is empty or only whitespace")
-        return v.strip()
+        return v
 
 
 class Health(BaseModel):

@@ -122,6 +122,12 @@ def test_the_default_limit_is_500_in_the_schema_and_at_the_door(built_index):
         assert schema["components"]["schemas"]["AskRequest"]["properties"]["question"]["maxLength"] == 500
         r = c.post("/ask", json={"question": "问" * 501})
         assert r.status_code == 422 and "500" in r.json()["error"]["message"]
+        # counted as sent, like maxLength: a control character or space that is stripped still counts
+        for padded in ("\x1c" + "问" * 500, "问" * 500 + " ", "\x1c" + "问" * 499 + " "):
+            r = c.post("/ask", json={"question": padded})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "question_too_long", repr(padded[:3])
+        r = c.post("/ask", json={"question": "  Helm 怎么回滚？\n"})
+        assert r.status_code == 200 and r.json()["question"] == "Helm 怎么回滚？"  # answered stripped
 
 
 def test_chat_and_library_refuse_by_the_same_rule(built_index):
