@@ -269,10 +269,9 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
                     c.score = max(c.score, 0.9 * prev.score)
                     if not prev.unit.follows:
                         prev.unit.follows = [c.index]
-                elif c.index == 0 and only_markup((h := hits[c.hit]).chunk.text[: c.unit.start]):
-                    heading = h.chunk.heading.rsplit(" > ", 1)[-1]
-                    lex = lexical.matched_weight(terms, lexical.fold(heading))
-                    rank = min(1.0, max(h.fused, 0.0) / top) ** RANK_POWER
+                elif c.index == 0 and only_markup(hits[c.hit].chunk.text[: c.unit.start]):
+                    lex = lexical.matched_weight(terms, headings[c.hit])
+                    rank = min(1.0, max(hits[c.hit].fused, 0.0) / top) ** RANK_POWER
                     c.score = max(c.score, 0.9 * lex * rank * (1 + CUE_WEIGHT[kind] * answer_cue(kind, c.unit.text)))
     return cands
 
@@ -302,16 +301,16 @@ def _remedies(hits: list[Hit], cands: list[Candidate]) -> None:
     for c in cands:
         if c.hit in remedy_of:
             own[c.hit] = max(own.get(c.hit, 0.0), c.score)
+    has_remedy = set(remedy_of.values())
     order: dict[int, int] = {}
     for c in cands:
-        h = hits[c.hit]
         if c.hit in remedy_of:
             k = order[c.hit] = order.get(c.hit, -1) + 1
             base = REMEDY_SHARE * matched.get(remedy_of[c.hit], 0.0)
             if own[c.hit] < OWN_SHARE * base:  # the question names no step: read from the first
                 c.score = max(c.score, base * REMEDY_DECAY ** k)
-        elif is_symptom_section(h.chunk.heading):
-            c.score *= 0.0 if c.hit in set(remedy_of.values()) else SYMPTOM_FACTOR
+        elif is_symptom_section(hits[c.hit].chunk.heading):
+            c.score *= 0.0 if c.hit in has_remedy else SYMPTOM_FACTOR
 
 
 def _parent(heading: str) -> str:
