@@ -33,6 +33,11 @@ STUB_PENALTY = 0.5
 RERANK_DEPTH = 10
 WINDOW_SENTENCES = 2
 WINDOW_WEIGHT = 0.9
+# A question word the passage's text lacks but its title or headings hold ("Docker" over a
+# "基础镜像是什么" section of a Docker article) counts for this share in the window: the
+# section is about it even where its sentences do not repeat it.  Real-question set: hit@1
+# 0.729 -> 0.735, file hit@1 0.831 -> 0.837; CMRC 2018 dev first 120 paragraphs: hit@1 unchanged.
+HEADING_WINDOW_SHARE = 0.3
 # A troubleshooting page that files each problem as "现象" (symptom) / "原因" / "解决方法": the
 # question describes the symptom, so the symptom section is what matches, but its siblings
 # answer.  They take its place in the ranking (in document order), the symptom right after.
@@ -64,6 +69,15 @@ def make_query(text: str) -> Query:
 
 def coverage(query: Query, text: str) -> float:
     return lexical.term_coverage(query.terms, lexical.fold(text))
+
+
+def heading_only_coverage(query: Query, folded_text: str, folded_headings: str) -> float:
+    """IDF share of the question's terms that the headings hold and the text does not."""
+    total = sum(w for _, w in query.terms)
+    if not total:
+        return 0.0
+    missing = tuple((t, w) for t, w in query.terms if not lexical.matched_weight(((t, w),), folded_text))
+    return lexical.matched_weight(missing, folded_headings) / total
 
 
 def window_coverage(query: Query, folded_text: str, size: int = WINDOW_SENTENCES) -> float:
@@ -186,7 +200,9 @@ def search(
         hits.append(Hit(row, f, dscore.get(cid), lscore.get(cid)))
     hits.sort(key=lambda h: -h.fused)
     for h in hits[:RERANK_DEPTH]:
-        h.window = window_coverage(query, lexical.fold(h.chunk.text))
+        text = lexical.fold(h.chunk.text)
+        h.window = window_coverage(query, text) + HEADING_WINDOW_SHARE * heading_only_coverage(
+            query, text, lexical.fold(f"{h.chunk.title} {h.chunk.heading}"))
         h.fused += WINDOW_WEIGHT * h.window
     hits.sort(key=lambda h: -h.fused)
     hits = _remedies_first(reader, hits[: max(k, 1)])[: max(k, 1)]
