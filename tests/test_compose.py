@@ -362,6 +362,20 @@ def test_a_quote_or_parenthesis_is_never_cut_at_its_semicolon():
     assert paren[0].text == "氨碱法（Solvay process；ammonia-soda process）又称索尔维制碱法。"
 
 
+def test_an_answer_to_the_articles_own_question_is_read_after_the_question_and_its_problem():
+    """"有没有更好的解决方案？当然有，……": the answer leads, read after the question it answers
+    and the problem that question asks about (the topic sentence of the paragraph before)."""
+    text = ("装个小软件尚且如此，要是你想将代码部署到各个不同操作系统的服务器上，就需要针对每个环境单独写一套部署脚本。难受，太难受了。\n\n"
+            "那么问题就来了，有没有更好的解决方案？当然有，这次我们要加的中间层是 Docker。\n\n"
+            "说白了，我们用 Docker 打包应用。")
+    ans = answer("为什么要用 Docker？", hit(text))
+    assert first_sentence(ans).startswith("装个小软件尚且如此")
+    assert ans.index("有没有更好的解决方案") < ans.index("当然有") < ans.index("[1]")
+    assert "难受" not in ans
+    # a summary restates what; to a why question it is not the reason
+    assert not ans.startswith("说白了")
+
+
 def test_a_lead_that_points_back_is_read_after_what_it_points_to():
     """"这意味着……" opens a paragraph: the paragraph before it (its topic sentence) says what "这" is."""
     text = ("钩子创建的资源目前不作为 release 的一部分进行跟踪或管理。一旦 Helm 确认钩子已达到就绪状态，就不再管理该钩子资源。\n\n"
@@ -444,3 +458,17 @@ def test_a_why_answer_that_is_a_conclusion_comes_after_its_reason():
     ans = answer("为什么 v2 不支持 EBS 快照备份了？", hit(text))
     assert first_sentence(ans).startswith("随着持续的优化")
     assert ans.index("随着持续的优化") < ans.index("因此，TiDB Operator v2")
+
+
+def test_a_section_is_about_what_its_headings_name_even_where_its_text_does_not_repeat_it():
+    """A "基础镜像是什么" section of a Docker article never writes "Docker": the headings hold it,
+    so the window re-score credits it, partly (words in the text still count more)."""
+    from qa import lexical
+    from qa.retrieval import heading_only_coverage, make_query
+
+    q = make_query("为什么要用 Docker？")
+    text = lexical.fold("我们首先要做的最重要的事情，就是统一环境。")
+    assert heading_only_coverage(q, text, lexical.fold("Docker和k8s关系 基础镜像是什么")) == pytest.approx(1.0)
+    # a word the text already holds is not counted twice, and headings that lack it add nothing
+    assert heading_only_coverage(q, lexical.fold("Docker 统一了环境。"), lexical.fold("Docker 是什么")) == 0.0
+    assert heading_only_coverage(q, text, lexical.fold("基础镜像是什么")) == 0.0
