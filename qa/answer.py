@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from qa import lexical
-from qa.cues import is_meta_sentence, refers_back
+from qa.cues import answers_own_question, is_meta_sentence, refers_back
 from qa.questions import (
     answer_cue,
     as_asked,
@@ -360,6 +360,39 @@ def _drop_dangling(chosen: list[tuple[Candidate, Unit]], hits: list[Hit]) -> lis
             return chosen
 
 
+def _antecedents(best: Candidate, by_pos: dict[tuple[int, int], Candidate], kind: str) -> list[Candidate]:
+    """What the lead must be read after, earliest first: the sentence a pointing-back lead
+    ("这意味着……") points to (the one before it, or the topic sentence of the paragraph before
+    when it opens a paragraph); for a lead that answers the article's own question ("当然有，……")
+    that question, after the problem it asks about (the topic sentence of the paragraph before)."""
+    if best.unit.kind != "sent":
+        return []
+
+    def before(c: Candidate) -> Candidate | None:
+        prev = by_pos.get((c.hit, c.index - 1))
+        if prev is not None and prev.unit.block != c.unit.block:
+            while (earlier := by_pos.get((prev.hit, prev.index - 1))) is not None and earlier.unit.block == prev.unit.block:
+                prev = earlier
+        return prev
+
+    def readable(c: Candidate | None) -> bool:
+        return (c is not None and c.unit.kind in ("sent", "item") and not c.unit.lead_in
+                and not is_meta_sentence(c.unit.text))
+
+    if refers_back(best.unit.text) or kind == "why" and CONCLUSION_RE.match(best.unit.text):
+        prev = before(best)
+        return [prev] if readable(prev) else []
+    if answers_own_question(best.unit.text):
+        asked = by_pos.get((best.hit, best.index - 1))
+        if not (readable(asked) and is_rhetorical(asked.unit.text) and asked.unit.block == best.unit.block):
+            return []
+        problem = before(asked)
+        if readable(problem) and problem.unit.block != asked.unit.block and not is_rhetorical(problem.unit.text):
+            return [problem, asked]
+        return [asked]
+    return []
+
+
 def _shown(u: Unit) -> str:
     if u.kind != "code":
         return u.text
@@ -431,17 +464,10 @@ def compose(
     # that points back ("这意味着……") is read after the sentence it points to (the one before it,
     # or the topic sentence of the paragraph before when it opens a paragraph)
     lead = group(best)
-    prev = by_pos.get((best.hit, best.index - 1))
-    if prev is not None and prev.unit.block != best.unit.block:
-        while (earlier := by_pos.get((prev.hit, prev.index - 1))) is not None and earlier.unit.block == prev.unit.block:
-            prev = earlier
-    if (
-        best.unit.kind == "sent" and (refers_back(best.unit.text) or kind == "why" and CONCLUSION_RE.match(best.unit.text))
-        and prev is not None
-        and prev.unit.kind in ("sent", "item") and not prev.unit.lead_in and not is_meta_sentence(prev.unit.text)
-        and len(_shown(prev.unit)) + sum(len(_shown(c.unit)) for c in lead) <= budget
-    ):
-        lead = [prev] + lead
+    before = _antecedents(best, by_pos, kind)
+    while before and sum(len(_shown(c.unit)) for c in before + lead) > budget:
+        before = before[1:]
+    lead = before + lead
     for k, c in enumerate(lead):
         length = len(_shown(c.unit))
         if used + length > budget:

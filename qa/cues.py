@@ -99,6 +99,16 @@ _REFERS_BACK = re.compile(
 )
 
 
+# "当然有，……" answers the question the article just asked ("有没有更好的解决方案？"): alone it
+# answers nothing the reader asked.
+_ANSWERS_OWN_QUESTION = re.compile(_LEAD + r"(?:当然|答案是|答案当然是)(?:有|不|没有|可以|不行|是|会|能|不会|不能)?[，,：:]")
+
+
+def answers_own_question(text: str) -> bool:
+    """True when ``text`` opens by answering the question the article asked just before it."""
+    return bool(_ANSWERS_OWN_QUESTION.match((text or "").strip()))
+
+
 def refers_back(text: str) -> bool:
     """True when ``text`` opens by referring to what was said just before it."""
     return bool(_REFERS_BACK.match((text or "").strip()))

@@ -115,12 +115,13 @@ _COMMAND_RE = re.compile(r"`[^`\n]+`|(?<![\w-])--[a-z][\w-]*|(?<![\w-])-[a-zA-Z]
 
 def answer_cue(kind: QuestionType, text: str) -> float:
     """1.0 when the sentence has the shape of an answer to this kind of question, else 0.0;
-    a plain-spoken summary opener ("说白了，……") adds 0.5."""
+    a plain-spoken summary opener ("说白了，……") adds 0.5, except to a why question: a
+    summary restates what, a reason says why."""
     s = text.strip()
     cue = 1.0 if _ANSWER_CUES[kind].search(s) else 0.0
     if kind == "how":
         cue = cue * HOW_WORD + (HOW_CODE if _COMMAND_RE.search(s) else 0.0)
-    if _SUMMARY_RE.match(s):
+    if _SUMMARY_RE.match(s) and kind != "why":
         cue += 0.5
     return cue
 

@@ -44,12 +44,18 @@ def test_difference_answer_starts_with_containers_on_the_host_kernel(seed):
     assert not ans.answer.startswith("注意")
 
 
-def test_why_answer_is_not_a_figure_note(seed):
+def test_why_answer_gives_the_reason_not_a_figure_note(seed):
+    """The reason is the environment problem Docker solves: every environment needs its own
+    deployment, so a layer in between (Docker) is added; neither a figure note nor the
+    Kubernetes summary leads."""
     ans = seed.ask("为什么要用 Docker？")
     assert ans.status == "answered"
     assert "这幅图" not in ans.answer and "那张图" not in ans.answer
+    assert "环境" in lead(ans.answer) and not ans.answer.startswith("说白了")
     first_cited = int(re.search(r"\[(\d+)\]", ans.answer).group(1))
-    assert "Docker" in lead(ans.answer) and ans.citations[first_cited - 1].path.endswith("docker-k8s-relationship.md")
+    first_group = re.sub(r"\[\d+\]", "", ans.answer.split(f"[{first_cited}]")[0])
+    assert "中间层是 Docker" in first_group
+    assert ans.citations[first_cited - 1].path.endswith("docker-k8s-relationship.md")
 
 
 @pytest.mark.parametrize("question,section", [("Dockerfile 是什么？", "Dockerfile 是什么"),

@@ -6,6 +6,7 @@ import pytest
 
 from qa.cues import (
     refers_back,
+    answers_own_question,
     answer_sentences,
     first_sentence,
     has_dangling_colon,
@@ -167,3 +168,15 @@ def test_an_ellipsis_inside_a_line_is_a_pause_not_the_end_of_a_sentence():
     assert answer_sentences("话说到这里……我们再看镜像。") == ["话说到这里……我们再看镜像。"]
     # at the end of a line (a stub's "待补充。。。") it still ends the sentence
     assert answer_sentences("待补充。。。\n\n下一节。") == ["待补充。。。", "下一节。"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("当然有，没有什么是加一层中间层不能解决的，这次我们要加的中间层是 Docker。", True),
+    ("当然不，故kubernetes技术便出现了。", True),
+    ("答案是：可以，但需要先停掉 kubelet。", True),
+    ("当然，你也可以手动创建 Pod。", True),
+    ("当前版本不支持 IPv6。", False),  # "当" alone is not "当然"
+    ("我们当然可以手动创建 Pod。", False),  # answers only mid-sentence
+])
+def test_a_sentence_answering_the_articles_own_question_is_recognised(text, expected):
+    assert answers_own_question(text) is expected
