@@ -32,6 +32,13 @@ LEAD_IN_RE = re.compile(r"[：:]\s*$")
 _CONTENT_RE = re.compile(r"[\w\u4e00-\u9fff]")
 # A shell prompt or an output-looking first token: lines of a block that are commands.
 PROMPT_RE = re.compile(r"^\s*(?:\$|#|>|PS>)\s+")
+# A Markdown blockquote ("> **注意：**", "> - 当……时，无法缩容"): its markers are layout, what
+# it quotes (paragraphs, lists, code) is read as if it stood alone.
+QUOTE_RE = re.compile(r"^[ \t]{0,3}(?:>(?:[ \t]|$|(?=>)))+")
+# An admonition's label on its own ("**注意：**", "[!NOTE]", "Warning:"): it says nothing by itself.
+ADMONITION_RE = re.compile(
+    r"^\s*(?:\*\*|__)?\s*(?:\[!\w+\]|注意|警告|提示|说明|重要|注|note|warning|tip|important|caution|info)"
+    r"\s*(?:[：:]\s*(?:\*\*|__)?|(?:\*\*|__)\s*[：:]?)?\s*$", re.I)
 MAX_ITEM = 260  # a longer list item is quoted sentence by sentence
 MAX_CODE_LINES = 8  # longer blocks are shown in the citation, not in the answer
 
@@ -54,7 +61,7 @@ def display(text: str) -> str:
     """A unit as shown in an answer: hard-wrapped lines joined (no space next to CJK, one
     between Latin words)."""
     out = ""
-    for ln in (x.strip() for x in text.split("\n")):
+    for ln in (QUOTE_RE.sub("", x.strip()).strip() for x in text.split("\n")):
         if not ln:
             continue
         if out and out[-1].isascii() and ln[0].isascii():
@@ -160,6 +167,24 @@ def whole_sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, 
     return out
 
 
+def _quote_prefixes(lines: list[str]) -> list[int]:
+    """Length of each line's blockquote markers; none inside a code block that began outside
+    a quote (a "> " there is a prompt or output, not a quote)."""
+    out: list[int] = []
+    fence, quoted = "", False
+    for ln in lines:
+        m = QUOTE_RE.match(ln)
+        q = len(m.group()) if m else 0
+        if fence:
+            q = q if quoted else 0
+            if ln[q:].lstrip().startswith(fence):
+                fence = ""
+        elif f := FENCE_RE.match(ln[q:]):
+            fence, quoted = f.group(1), q > 0
+        out.append(q)
+    return out
+
+
 def split_units(text: str, kind: str = "text") -> list[Unit]:
     """The quotable units of passage ``text`` in reading order.
 
@@ -170,12 +195,17 @@ def split_units(text: str, kind: str = "text") -> list[Unit]:
     for ln in lines:
         offs.append(pos)
         pos += len(ln) + 1
+    for i, q in enumerate(_quote_prefixes(lines)):  # read inside blockquotes as outside
+        lines[i] = lines[i][q:]
+        offs[i] += q
     units: list[Unit] = []
     block = 0
 
     def add_paragraph(a: int, b: int) -> None:
         for sa, sb in whole_sentences(text[a:b], split_sentences(text[a:b])):
             s = text[a + sa : a + sb]
+            if ADMONITION_RE.match(display(s)):
+                continue
             units.append(Unit("sent", display(s), [(a + sa, a + sb)], block, bool(LEAD_IN_RE.search(s))))
 
     if kind in ("code", "diagram") and not FENCE_RE.match(text.lstrip("\n")):

@@ -472,3 +472,29 @@ def test_a_section_is_about_what_its_headings_name_even_where_its_text_does_not_
     # a word the text already holds is not counted twice, and headings that lack it add nothing
     assert heading_only_coverage(q, lexical.fold("Docker 统一了环境。"), lexical.fold("Docker 是什么")) == 0.0
     assert heading_only_coverage(q, text, lexical.fold("基础镜像是什么")) == 0.0
+
+
+def test_a_blockquote_is_read_without_its_markers():
+    """TiDB's docs put caveats in "> **注意：**" blockquotes holding a list: each item is one unit,
+    quoted without "> -" markup, and the label alone is not a unit."""
+    text = ("TiKV 组件由于涉及到数据搬迁，通常需要 3 到 5 分钟来进行扩容或者缩容。\n\n"
+            "> **注意：**\n>\n"
+            "> - 当 `Serving` 状态的 TiKV 数量小于或等于 `MaxReplicas` 时，无法缩容 TiKV 组件。\n"
+            "> - TiFlash 组件缩容处理逻辑和 TiKV 组件相同。\n\n"
+            "> 在部分情况下容器网络的性能会优于宿主机网络，\n> 而宿主机网络的所有数据包均需经过 netfilter。")
+    units = split_units(text)
+    assert [u.kind for u in units] == ["sent", "item", "item", "sent"]
+    assert units[1].text == "当 `Serving` 状态的 TiKV 数量小于或等于 `MaxReplicas` 时，无法缩容 TiKV 组件。"
+    assert text[slice(*units[1].spans[0])] == units[1].text  # the highlight is the item itself
+    assert units[3].text == "在部分情况下容器网络的性能会优于宿主机网络，而宿主机网络的所有数据包均需经过 netfilter。"
+    ans = answer("TiKV 在什么情况下无法缩容？", hit(text))
+    assert ">" not in ans and "注意" not in ans and "无法缩容 TiKV 组件" in ans
+
+
+def test_a_prompt_inside_a_code_block_is_not_a_blockquote():
+    text = "在 PowerShell 中执行：\n\n```\n> helm version\n```\n"
+    code = [u for u in split_units(text) if u.kind == "code"]
+    assert code and code[0].text == "> helm version"
+    # ... while a code block inside a quote is code without the quote's markers
+    quoted = [u for u in split_units("> 查看所有 Pod：\n>\n> ```\n> kubectl get pods -A\n> ```\n") if u.kind == "code"]
+    assert quoted and quoted[0].text == "kubectl get pods -A"
