@@ -79,6 +79,7 @@ HEADING_SHARE = 0.3  # a question word a unit lacks but its section's heading ho
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
 STUB_MIN_COVERAGE = 0.35  # share of the question's words a stub's headings must hold
 SUBJECT_STUB_COVERAGE = 0.25  # ... or this share, when they name the question's subject (Dockerfile)
+MIN_TRIMMED = 20  # a lead cut shorter than this says too little: its antecedent goes instead
 CLAUSE_RE = re.compile(r"[，,；;、]")
 END_PUNCT_RE = re.compile(r"[。！？；.!?;：:，,、]\s*$")
 
@@ -465,14 +466,15 @@ def compose(
     # or the topic sentence of the paragraph before when it opens a paragraph)
     lead = group(best)
     before = _antecedents(best, by_pos, kind)
-    while before and sum(len(_shown(c.unit)) for c in before + lead) > budget:
+    # what the lead points back to stays whole; the lead itself is then cut to what is left
+    while before and sum(len(_shown(c.unit)) for c in before) + MIN_TRIMMED > budget:
         before = before[1:]
     lead = before + lead
     for k, c in enumerate(lead):
         length = len(_shown(c.unit))
         if used + length > budget:
-            if k == 0:
-                trimmed = _trim(c.unit, terms, budget, hits[c.hit].chunk.text)
+            if k <= len(before) and budget - used >= MIN_TRIMMED:
+                trimmed = _trim(c.unit, terms, budget - used, hits[c.hit].chunk.text)
                 if trimmed is not None:
                     chosen.append((c, trimmed))
                     taken.add((c.hit, c.index))

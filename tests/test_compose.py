@@ -383,6 +383,10 @@ def test_a_lead_that_points_back_is_read_after_what_it_points_to():
     ans = answer("钩子里建的资源为什么 helm uninstall 删不掉？", hit(text, heading="钩子 > 钩子资源不随对应 release 管理"))
     assert first_sentence(ans) == "钩子创建的资源目前不作为 release 的一部分进行跟踪或管理。"
     assert ans.index("这意味着") < ans.index("[1]")
+    # in a short answer what it points to stays whole and the pointing sentence is cut
+    short = answer("钩子里建的资源为什么 helm uninstall 删不掉？", hit(text, heading="钩子 > 钩子资源不随对应 release 管理"), budget=80)
+    assert first_sentence(short) == "钩子创建的资源目前不作为 release 的一部分进行跟踪或管理。"
+    assert "helm uninstall" in short and "…" in short and len(re.sub(r"\[\d+\]", "", short)) <= 80
     # within a paragraph it is the sentence right before
     text = "在 Kubernetes 的网络规范中，要求 Node 可以和所有的 Pod 直接通信。为了在 Overlay 网络模式下达到这个目的，Kube-OVN 创建了一个 join 子网。"
     ans = answer("kube-ovn 为什么要建一个 join 子网？", hit(text))
