@@ -202,6 +202,24 @@ def stub_answer(hits: list[Hit], i: int) -> tuple[str, dict[int, list[list[int]]
     return STUB_ANSWER.format(section=section) + f"[{i + 1}]", {}
 
 
+_COMPARE_RE = re.compile(r"和|与|跟|同|及|vs\.?|VS|对比|相比|比较")
+_COMPARE_END_RE = re.compile(r"(?:之间)?(?:的|有)?(?:什么|啥|哪些)?(?:区别|不同|差别|差异|异同)")
+
+
+def compared_sides(query: Query) -> tuple[tuple[str, ...], ...]:
+    """The question's terms on each side of "A 和 B 有什么区别": a unit naming both contrasts them."""
+    m = _COMPARE_RE.search(query.text)
+    if not m:
+        return ()
+    end = _COMPARE_END_RE.search(query.text, m.end())
+    left = lexical.fold(query.text[: m.start()])
+    right = lexical.fold(query.text[m.end() : end.start() if end else len(query.text)])
+    held = [{t for t, w in query.terms if w and t in part} for part in (left, right)]
+    # what both sides share ("helm search" hub / repo) tells them apart from nothing
+    sides = tuple(tuple(t for t, _ in query.terms if t in held[i] and t not in held[1 - i]) for i in (0, 1))
+    return sides if all(sides) else ()
+
+
 def _pool_terms(query: Query, folded: list[str], headings: bool = False) -> tuple[tuple[str, float], ...]:
     """Question terms re-weighted by how rare they are among the candidates.
 
@@ -237,11 +255,15 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
     # a passage's own heading says what its sentences are about ("跨 Namespace 部署" over "暂不支持。")
     headings = {i: lexical.fold(h.chunk.heading.rsplit(" > ", 1)[-1]) for i, h in enumerate(hits[:max_passages])}
     head_terms = _pool_terms(query, folded, headings=True)
+    sides = compared_sides(query) if kind == "difference" else ()
     for c, f in zip(cands, folded):
         lex = lexical.matched_weight(terms, f)
         lex += HEADING_SHARE * sum(w for t, w in head_terms if t in headings[c.hit] and t not in f)
         score = lex * min(1.0, max(hits[c.hit].fused, 0.0) / top) ** RANK_POWER
-        score *= 1 + CUE_WEIGHT[kind] * answer_cue(kind, c.unit.text)
+        cue = answer_cue(kind, c.unit.text)
+        if sides and all(any(t in f for t in side) for side in sides):
+            cue = max(cue, 1.0)
+        score *= 1 + CUE_WEIGHT[kind] * cue
         if c.unit.kind == "code":
             score *= CODE_FACTOR.get(kind, 0.5)
         elif is_meta_sentence(c.unit.text):

@@ -502,3 +502,24 @@ def test_a_prompt_inside_a_code_block_is_not_a_blockquote():
     # ... while a code block inside a quote is code without the quote's markers
     quoted = [u for u in split_units("> 查看所有 Pod：\n>\n> ```\n> kubectl get pods -A\n> ```\n") if u.kind == "code"]
     assert quoted and quoted[0].text == "kubectl get pods -A"
+
+
+@pytest.mark.parametrize("question,left,right", [
+    ("ubuntu 和 centos 上装 vim 的命令有什么不同？", "ubuntu", "centos"),
+    ("helm search hub 和 helm search repo 有什么区别？", "hub", "repo"),  # the shared words tell nothing apart
+    ("Deployment 与 StatefulSet 的区别", "deployment", "statefulset"),
+])
+def test_the_two_sides_of_a_comparison_are_found(question, left, right):
+    from qa.answer import compared_sides
+
+    sides = compared_sides(make_query(question))
+    assert left in sides[0] and right in sides[1]
+    assert not set(sides[0]) & set(sides[1])
+
+
+def test_a_difference_question_leads_with_the_sentence_naming_both_sides():
+    """"有什么不同" is in the setup sentence too; the one that says what each side does answers."""
+    text = ("作为一个程序员，如果你想安装一个 vim 编辑下文本，在不同环境里你得执行不同的命令。"
+            "在 ubuntu，你需要执行 apt-get install vim，在 centos 里，你需要执行 yum install vim。")
+    ans = answer("ubuntu 和 centos 上装 vim 的命令有什么不同？", hit(text))
+    assert first_sentence(ans).startswith("在 ubuntu，你需要执行 apt-get install vim")
