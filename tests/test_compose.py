@@ -520,6 +520,8 @@ def test_the_two_sides_of_a_comparison_are_found(question, left, right):
 def test_a_difference_question_leads_with_the_sentence_naming_both_sides():
     """"有什么不同" is in the setup sentence too; the one that says what each side does answers."""
     text = ("作为一个程序员，如果你想安装一个 vim 编辑下文本，在不同环境里你得执行不同的命令。"
-            "在 ubuntu，你需要执行 apt-get install vim，在 centos 里，你需要执行 yum install vim。")
-    ans = answer("ubuntu 和 centos 上装 vim 的命令有什么不同？", hit(text))
+            "在 ubuntu，你需要执行 apt-get install vim，在 centos 里，你需要执行 yum install vim.\n\n"
+            "装个小软件尚且如此，要是你想将自己写的代码部署到各个不同操作系统的服务器上，那依赖的软件和配置就更多了。")
+    other = "针对 DEB 系统（如 Ubuntu、Debian）：\n\n```\napt-get install helm\n```\n\n针对 RPM 系统（如 CentOS、RHEL）：\n"
+    ans = answer("ubuntu 和 centos 上装 vim 的命令有什么不同？", hit(text), hit(other, fused=0.6))
     assert first_sentence(ans).startswith("在 ubuntu，你需要执行 apt-get install vim")
