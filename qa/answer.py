@@ -257,7 +257,7 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
     head_terms = _pool_terms(query, folded, headings=True)
     sides = compared_sides(query) if kind == "difference" else ()
     for c, f in zip(cands, folded):
-        lex = lexical.matched_weight(terms, f)
+        lex = lexical.distinct_matched_weight(terms, f)
         lex += HEADING_SHARE * sum(w for t, w in head_terms if t in headings[c.hit] and t not in f)
         score = lex * min(1.0, max(hits[c.hit].fused, 0.0) / top) ** RANK_POWER
         cue = answer_cue(kind, c.unit.text)
@@ -293,7 +293,7 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
                     if not prev.unit.follows:
                         prev.unit.follows = [c.index]
                 elif c.index == 0 and only_markup(hits[c.hit].chunk.text[: c.unit.start]):
-                    lex = lexical.matched_weight(terms, headings[c.hit])
+                    lex = lexical.distinct_matched_weight(terms, headings[c.hit])
                     rank = min(1.0, max(hits[c.hit].fused, 0.0) / top) ** RANK_POWER
                     c.score = max(c.score, 0.9 * lex * rank * (1 + CUE_WEIGHT[kind] * answer_cue(kind, c.unit.text)))
     return cands
@@ -352,7 +352,7 @@ def _trim(unit: Unit, terms: tuple[tuple[str, float], ...], budget: int, text: s
         for j in range(i + 1, len(cuts)):
             if len(display(text[cuts[i] : cuts[j]])) > budget - 2:
                 break
-            w = lexical.matched_weight(terms, lexical.fold(text[cuts[i] : cuts[j]]))
+            w = lexical.distinct_matched_weight(terms, lexical.fold(text[cuts[i] : cuts[j]]))
             if best is None or w > best[0] or (w == best[0] and cuts[j] - cuts[i] > best[2] - best[1]):
                 best = (w, cuts[i], cuts[j])
     if best is None:

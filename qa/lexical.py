@@ -176,3 +176,12 @@ def matched_weight(terms: tuple[tuple[str, float], ...], folded_text: str) -> fl
     return sum(
         w for t, w in terms if w and (t in folded_text or (t in ALIASES and ALIASES[t] in folded_text))
     )
+
+
+def distinct_matched_weight(terms: tuple[tuple[str, float], ...], folded_text: str) -> float:
+    """Like :func:`matched_weight`, but a word found inside a longer question word that is found
+    too counts once, as the longer word: jieba's search mode yields "历史记录" with its parts
+    "历史", "记录" (and "史记"), and one "历史记录" in a sentence must not outweigh "记录" plus a
+    word the question really asks about."""
+    found = [(t, w) for t, w in terms if w and (t in folded_text or (t in ALIASES and ALIASES[t] in folded_text))]
+    return sum(w for t, w in found if not any(t != u and t in u for u, _ in found))

@@ -525,3 +525,19 @@ def test_a_difference_question_leads_with_the_sentence_naming_both_sides():
     other = "针对 DEB 系统（如 Ubuntu、Debian）：\n\n```\napt-get install helm\n```\n\n针对 RPM 系统（如 CentOS、RHEL）：\n"
     ans = answer("ubuntu 和 centos 上装 vim 的命令有什么不同？", hit(text), hit(other, fused=0.6))
     assert first_sentence(ans).startswith("在 ubuntu，你需要执行 apt-get install vim")
+
+
+def test_a_compound_and_its_parts_count_once():
+    """jieba's search mode gives "历史记录" and its parts "历史", "记录", "史记": a sentence holding
+    the compound must not outweigh one holding a part plus the word the question asks about."""
+    from qa import lexical
+
+    terms = lexical.question_terms("卸载 release 时想保留历史记录怎么办？")
+    words = dict(terms)
+    assert {"历史记录", "记录"} <= set(words)
+    once = lexical.distinct_matched_weight(terms, lexical.fold("历史记录会以表格形式打印。"))
+    assert once == pytest.approx(words["历史记录"])
+    assert lexical.matched_weight(terms, lexical.fold("历史记录会以表格形式打印。")) > once
+    ans = answer("卸载时想保留历史记录怎么办？", hit("历史记录会以格式化表格形式打印。"),
+                 hit("如果你想保留删除记录，使用 `helm uninstall --keep-history`。"))
+    assert first_sentence(ans).startswith("如果你想保留删除记录")
