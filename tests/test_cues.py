@@ -26,6 +26,7 @@ META = [
     "本节介绍钩子的基本使用模式。",
     "下面我们来看看 Docker 的架构。",
     "接下来我们看两张经典的图：",
+    "如果你担心容器网络会带来额外的性能损耗，那么来看一下 Kube-OVN 是如何极致的优化性能。",  # leads on
     "希望我这篇文章中简单的描述能让你对两者有所理解和认识。",
     "参考 <https://mp.weixin.qq.com/s/CHkU-LwxK9l7c_Z1-jAYWw>",
     "参阅 https://mp.weixin.qq.com/s/dckA1ezcABndN5WSg1BOBA",
@@ -56,6 +57,7 @@ NOT_META = [
     "下面是一些如何使用 Init 容器的想法：",  # introduces a list: a fault of its own, not meta
     "默认的镜像拉取策略是“IfNotPresent”。",
     "运行 `helm repo list`。",
+    "如果 Pod 起不来，来看一下它的事件：",  # an instruction
     "",
 ]
 
