@@ -39,6 +39,8 @@ QUOTE_RE = re.compile(r"^[ \t]{0,3}(?:>(?:[ \t]|$|(?=>)))+")
 ADMONITION_RE = re.compile(
     r"^\s*(?:\*\*|__)?\s*(?:\[!\w+\]|注意|警告|提示|说明|重要|注|note|warning|tip|important|caution|info)"
     r"\s*(?:[：:]\s*(?:\*\*|__)?|(?:\*\*|__)\s*[：:]?)?\s*$", re.I)
+SETUP_RE = re.compile(r"^(?:想一想|想想看|想象一下|试想一下|试想|设想一下|不妨想想)")
+SETUP_FOLLOWS = 3
 MAX_ITEM = 260  # a longer list item is quoted sentence by sentence
 MAX_CODE_LINES = 8  # longer blocks are shown in the citation, not in the answer
 
@@ -327,6 +329,13 @@ def _link(units: list[Unit], text: str) -> list[Unit]:
     them: a lead-in whose code block is too long (or is diagram source or output) to quote
     introduces nothing quotable, and is never followed by an unrelated later unit."""
     for k, u in enumerate(units):
+        if u.kind == "sent" and SETUP_RE.match(u.text):
+            # "想一想自动驾驶的汽车。": an example is set up; the sentences after it make the point
+            for m in range(k + 1, min(len(units), k + 1 + SETUP_FOLLOWS)):
+                if units[m].block != u.block or units[m].kind != "sent":
+                    break
+                u.follows.append(m)
+            continue
         if not u.lead_in or k + 1 >= len(units):
             continue
         nxt = units[k + 1]

@@ -541,3 +541,14 @@ def test_a_compound_and_its_parts_count_once():
     ans = answer("卸载时想保留历史记录怎么办？", hit("历史记录会以格式化表格形式打印。"),
                  hit("如果你想保留删除记录，使用 `helm uninstall --keep-history`。"))
     assert first_sentence(ans).startswith("如果你想保留删除记录")
+
+
+def test_an_example_that_is_set_up_is_read_with_the_sentences_that_make_its_point():
+    """"想一想自动驾驶的汽车。" matches the question's words but says nothing alone; the point is in
+    the sentences after it (the CNCF glossary on edge computing)."""
+    text = ("在过去十年中，我们看到了越来越多的边缘设备。\n"
+            "在某些情况下，实时数据处理不再是可有可无，而是至关重要。想一想自动驾驶的汽车。\n"
+            "现在想象一下，来自汽车传感器的数据必须先传输到数据中心进行处理，然后再发送回车辆。\n"
+            "固有的网络延迟可能是致命的。\n\n边缘计算是一种分布式系统方法。")
+    ans = answer("自动驾驶为什么需要边缘计算？", hit(text))
+    assert ans.startswith("想一想自动驾驶的汽车。现在想象一下") and "固有的网络延迟可能是致命的" in ans
