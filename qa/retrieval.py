@@ -14,7 +14,7 @@ import numpy as np
 
 from qa import lexical
 from qa.chunks import split_sentences
-from qa.questions import is_symptom_section
+from qa.questions import is_reference_section, is_symptom_section
 from qa.config import DEFAULT_CANDIDATES, DEFAULT_DENSE_WEIGHT, DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_TOP_K
 from qa.store import ChunkRow, IndexReader
 from qa.vectors.base import VectorIndex
@@ -204,7 +204,9 @@ def search(
         h.window = window_coverage(query, text) + HEADING_WINDOW_SHARE * heading_only_coverage(
             query, text, lexical.fold(f"{h.chunk.title} {h.chunk.heading}"))
         h.fused += WINDOW_WEIGHT * h.window
-    hits.sort(key=lambda h: -h.fused)
+    # a "参考资料" section holds only links (whose titles repeat the question): it is never the
+    # passage that answers, so it goes after every written one
+    hits.sort(key=lambda h: (is_reference_section(h.chunk.heading), -h.fused))
     hits = _remedies_first(reader, hits[: max(k, 1)])[: max(k, 1)]
     for h in hits:
         h.coverage = coverage(query, " ".join([h.chunk.title, h.chunk.heading, h.chunk.text]))

@@ -72,6 +72,16 @@ def test_stub_does_not_outrank_content(assistant):
     assert hits and not hits[0].chunk.is_stub
 
 
+def test_a_reference_list_ranks_below_every_written_passage(assistant):
+    """"## 参考资料" holds only links: it is never the passage that answers, so it ranks after the
+    written sections of its article (as a stub does), though the question shares its words."""
+    hits, _ = assistant.retrieve("k8s 和 Docker 关系简单说明", top_k=10)
+    ranks = [i for i, h in enumerate(hits) if h.chunk.heading == "参考资料"]
+    written = [i for i, h in enumerate(hits) if h.chunk.doc_path.endswith("docker-k8s-relationship.md")
+               and h.chunk.heading != "参考资料" and not h.chunk.is_stub]
+    assert written and all(r > max(written) for r in ranks)
+
+
 def test_traditional_question_matches_simplified_text(assistant):
     ans = assistant.ask("快取預設多久過期？")
     assert not ans.abstained
