@@ -74,7 +74,7 @@ REMEDY_SHARE = 0.5  # ... from half as well as the symptom matched: a step that 
 # How much an answer-shaped unit gains, by kind of question; factoid questions are matched by
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
 CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6,
-              "consequence": 0.5, "fact": 0.0}
+              "consequence": 0.5, "when": 0.5, "fact": 0.0}
 HEADING_SHARE = 0.3  # a question word a unit lacks but its section's heading holds counts this much
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
 STUB_MIN_COVERAGE = 0.35  # share of the question's words a stub's headings must hold

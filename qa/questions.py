@@ -16,13 +16,15 @@ from typing import Literal
 from qa import lexical
 from qa.cues import is_meta_sentence
 
-QuestionType = Literal["yesno", "definition", "why", "difference", "how", "relation", "consequence", "fact"]
+QuestionType = Literal["yesno", "definition", "why", "difference", "how", "relation", "consequence", "when", "fact"]
 
 _TYPE_PATTERNS: list[tuple[QuestionType, re.Pattern[str]]] = [
     ("difference", re.compile(r"区别|不同|差异|差别|对比|比较|异同|优缺点|优劣|相比|\bvs\.?\b|versus|difference", re.I)),
     ("relation", re.compile(r"关系|联系|relationship|related", re.I)),
     ("consequence", re.compile(r"会(?:发生什么|怎样|怎么样|如何|怎么处理|有什么(?:后果|影响|问题))|后果|什么影响|会不会被|会被[^，。？?]{0,8}吗", re.I)),
     ("why", re.compile(r"为什么|为何|为啥|什么原因|原因是|好处|有什么用|意义何在|\bwhy\b", re.I)),
+    # "什么时候该用集中式网关？": the answer names the moment or the situation
+    ("when", re.compile(r"什么时候|何时|什么情况下?|哪种情况|哪些情况|什么场景|哪些场景|\bwhen\b", re.I)),
     ("how", re.compile(
         r"怎么|如何|怎样|命令|步骤|方法|用法|\bhow\b|哪个参数|什么参数|哪个选项|配置|设置|安装|卸载|删除|清理|查看|列出|"
         r"开启|关闭|启用|禁用|回滚|升级|部署|创建|排查|解决",
@@ -62,6 +64,7 @@ _ANSWER_CUES: dict[QuestionType, re.Pattern[str]] = {
     "relation": re.compile(r"管理|组件|看成|看作|依赖|基于|之上|负责|属于|包含|支持|调度|编排|即"),
     # what happens then: "如果容器超过其内存限制，则可能会被终止"
     "consequence": re.compile(r"则|会|将|就|导致|被|直到|不会|无法|失败"),
+    "when": re.compile(r"之前|之后|以前|以后|[前后]执行|时[，,]|时候|场景|情况下|如果|若|当|适用|希望|需要时|一旦|期间|阶段|\d{2,4}\s*年|\d{1,2}\s*月|世纪|年代|朝|时期"),
     "fact": re.compile(r"\d|是|为|有"),
     # the sentence that says yes or no: a negation, a "still", a "can/only/no longer"
     "yesno": re.compile(r"不|没有|无法|仍|依然|还|可以|能够|只能|支持|禁止|不再|尚|暂|移除|必须|会被|等同|并非"),

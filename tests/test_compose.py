@@ -100,6 +100,8 @@ def test_long_code_passage_cut_by_the_chunker_is_code():
         ("Docker 是什么吗？", "definition"),  # a wh-word asks for content
         ("容器用的内存超过了 limit 会发生什么？", "consequence"),
         ("Pod 的 init 容器一直失败，k8s 会怎么处理？", "consequence"),  # what happens, not how to
+        ("什么时候该用集中式网关？", "when"),
+        ("什么情况下适合把 TiDB 集群挂起？", "when"),
     ],
 )
 def test_question_type(question, kind):
@@ -552,3 +554,11 @@ def test_an_example_that_is_set_up_is_read_with_the_sentences_that_make_its_poin
             "固有的网络延迟可能是致命的。\n\n边缘计算是一种分布式系统方法。")
     ans = answer("自动驾驶为什么需要边缘计算？", hit(text))
     assert ans.startswith("想一想自动驾驶的汽车。现在想象一下") and "固有的网络延迟可能是致命的" in ans
+
+
+def test_a_when_question_leads_with_the_situation():
+    """"什么情况下适合……" is answered by "……适用于以下场景：", not by the caveats listed before it."""
+    caveats = "挂起 TiDB 集群前，需要注意以下事项：\n\n- 挂起操作将中断集群服务\n- PVC 和数据仍会保留并占用存储空间\n"
+    uses = "挂起 TiDB 集群适用于以下场景：\n\n- 临时释放测试环境中的计算资源\n- 停止长期不使用的开发集群\n"
+    ans = answer("什么情况下适合把 TiDB 集群挂起？", hit(caveats), hit(uses, fused=0.97))
+    assert first_sentence(ans).startswith("挂起 TiDB 集群适用于以下场景：临时释放测试环境中的计算资源")
