@@ -195,7 +195,7 @@ def unnamed_in_passages(question: str, hits: list[Hit], usable: list[bool] | Non
 
 
 # "Cluster API", "Open Policy Agent": capitalised words in a row name one thing
-_NAME_PHRASE_RE = re.compile(r"(?<![A-Za-z0-9_.+-])[A-Z][A-Za-z0-9_.+-]*(?:[ \t]+[A-Z][A-Za-z0-9_.+-]*)+")
+_NAME_PHRASE_RE = re.compile(r"(?<![\w.+-])[A-Z][\w.+-]*(?:[ \t]+[A-Z][\w.+-]*)+")
 
 
 _CAMEL_RE = re.compile(r"[a-z][A-Z]")

@@ -573,8 +573,5 @@ def test_a_name_of_several_words_must_be_mentioned_as_one():
     assert unnamed_in_passages("Cluster API 怎么创建 workload 集群？", [apart]) == ["Cluster API"]
     together = hit("Cluster API 是一个 Kubernetes 子项目，用声明式 API 创建集群。")
     assert unnamed_in_passages("Cluster API 怎么创建 workload 集群？", [together]) == []
-    # a name glued to the Chinese that follows ends at the first Chinese character
-    from qa.answer import _name_phrases
-    assert _name_phrases("Sky Digital是什么时候推出的？") == ["Sky Digital"]
     crash = hit("如果 Pod 处于 CrashLoopBackOff 状态，可以用 `kubectl logs -p` 查看上一次启动的日志。")
     assert unnamed_in_passages("Pod CrashLoopBackOff 了，怎么看上一次启动的日志？", [crash]) == []
