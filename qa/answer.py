@@ -184,32 +184,7 @@ def unnamed_in_passages(question: str, hits: list[Hit], usable: list[bool] | Non
     def named(w: str) -> bool:  # "Mac" is named by "macOS"; a short word only by itself
         return w in tokens or len(w) >= 3 and any(t.startswith(w) for t in tokens)
 
-    missing = [as_asked(question, t) for t in names if not any(all(named(w) for w in ways) for ways in mention_forms(t))]
-    if missing:
-        return missing
-    # "Cluster API" is one name: passages with "cluster" and "API" apart do not mention it
-    texts = [lexical.fold(f"{h.chunk.title} {h.chunk.heading} {h.chunk.text}")
-             for i, h in enumerate(hits[:depth]) if usable is None or usable[i]]
-    return [phrase for phrase in _name_phrases(question)
-            if not any(_phrase_re(phrase).search(t) for t in texts)]
-
-
-# "Cluster API", "Open Policy Agent": capitalised words in a row name one thing
-_NAME_PHRASE_RE = re.compile(r"(?<![\w.+-])[A-Z][\w.+-]*(?:[ \t]+[A-Z][\w.+-]*)+")
-
-
-_CAMEL_RE = re.compile(r"[a-z][A-Z]")
-
-
-def _name_phrases(question: str) -> list[str]:
-    """Runs of capitalised words; a run holding an identifier of its own ("CrashLoopBackOff",
-    "TiDB") is left to the single-name check: "Pod CrashLoopBackOff" is not one name."""
-    return [m.group() for m in _NAME_PHRASE_RE.finditer(question) if not _CAMEL_RE.search(m.group())]
-
-
-def _phrase_re(phrase: str) -> re.Pattern[str]:
-    words = [re.escape(lexical.fold(w)) for w in phrase.split()]
-    return re.compile(r"(?<![a-z0-9])" + r"[\s\-_]*".join(words) + r"(?![a-z0-9])")
+    return [as_asked(question, t) for t in names if not any(all(named(w) for w in ways) for ways in mention_forms(t))]
 
 
 def see_source_answer(hits: list[Hit]) -> tuple[str, dict[int, list[list[int]]]] | None:

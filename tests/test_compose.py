@@ -562,16 +562,3 @@ def test_a_when_question_leads_with_the_situation():
     uses = "挂起 TiDB 集群适用于以下场景：\n\n- 临时释放测试环境中的计算资源\n- 停止长期不使用的开发集群\n"
     ans = answer("什么情况下适合把 TiDB 集群挂起？", hit(caveats), hit(uses, fused=0.97))
     assert first_sentence(ans).startswith("挂起 TiDB 集群适用于以下场景：临时释放测试环境中的计算资源")
-
-
-def test_a_name_of_several_words_must_be_mentioned_as_one():
-    """"Cluster API" is one name: passages about the API server of a cluster do not mention it;
-    "Pod CrashLoopBackOff" is a word and a name, each checked alone."""
-    from qa.answer import unnamed_in_passages
-
-    apart = hit("`MASTER_CLUSTER_IP` 是 API 服务器的服务集群 IP，cluster 内的 Pod 通过它访问 API。")
-    assert unnamed_in_passages("Cluster API 怎么创建 workload 集群？", [apart]) == ["Cluster API"]
-    together = hit("Cluster API 是一个 Kubernetes 子项目，用声明式 API 创建集群。")
-    assert unnamed_in_passages("Cluster API 怎么创建 workload 集群？", [together]) == []
-    crash = hit("如果 Pod 处于 CrashLoopBackOff 状态，可以用 `kubectl logs -p` 查看上一次启动的日志。")
-    assert unnamed_in_passages("Pod CrashLoopBackOff 了，怎么看上一次启动的日志？", [crash]) == []
