@@ -171,11 +171,14 @@ def term_coverage(terms: tuple[tuple[str, float], ...], folded_text: str) -> flo
     return matched_weight(terms, folded_text) / total if total else 0.0
 
 
+def _found(terms: tuple[tuple[str, float], ...], folded_text: str) -> list[tuple[str, float]]:
+    """The weighted question terms present in the text (an alias counts for its term)."""
+    return [(t, w) for t, w in terms if w and (t in folded_text or (t in ALIASES and ALIASES[t] in folded_text))]
+
+
 def matched_weight(terms: tuple[tuple[str, float], ...], folded_text: str) -> float:
     """Sum of the weights of question terms present in the text (aliases count)."""
-    return sum(
-        w for t, w in terms if w and (t in folded_text or (t in ALIASES and ALIASES[t] in folded_text))
-    )
+    return sum(w for _, w in _found(terms, folded_text))
 
 
 def distinct_matched_weight(terms: tuple[tuple[str, float], ...], folded_text: str) -> float:
@@ -183,5 +186,5 @@ def distinct_matched_weight(terms: tuple[tuple[str, float], ...], folded_text: s
     too counts once, as the longer word: jieba's search mode yields "历史记录" with its parts
     "历史", "记录" (and "史记"), and one "历史记录" in a sentence must not outweigh "记录" plus a
     word the question really asks about."""
-    found = [(t, w) for t, w in terms if w and (t in folded_text or (t in ALIASES and ALIASES[t] in folded_text))]
+    found = _found(terms, folded_text)
     return sum(w for t, w in found if not any(t != u and t in u for u, _ in found))

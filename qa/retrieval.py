@@ -73,11 +73,8 @@ def coverage(query: Query, text: str) -> float:
 
 def heading_only_coverage(query: Query, folded_text: str, folded_headings: str) -> float:
     """IDF share of the question's terms that the headings hold and the text does not."""
-    total = sum(w for _, w in query.terms)
-    if not total:
-        return 0.0
-    missing = tuple((t, w) for t, w in query.terms if not lexical.matched_weight(((t, w),), folded_text))
-    return lexical.matched_weight(missing, folded_headings) / total
+    with_headings = lexical.term_coverage(query.terms, f"{folded_text}\n{folded_headings}")
+    return with_headings - lexical.term_coverage(query.terms, folded_text)
 
 
 def window_coverage(query: Query, folded_text: str, size: int = WINDOW_SENTENCES) -> float:

@@ -206,9 +206,10 @@ def split_units(text: str, kind: str = "text") -> list[Unit]:
     def add_paragraph(a: int, b: int) -> None:
         for sa, sb in whole_sentences(text[a:b], split_sentences(text[a:b])):
             s = text[a + sa : a + sb]
-            if ADMONITION_RE.match(display(s)):
+            shown = display(s)
+            if ADMONITION_RE.match(shown):
                 continue
-            units.append(Unit("sent", display(s), [(a + sa, a + sb)], block, bool(LEAD_IN_RE.search(s))))
+            units.append(Unit("sent", shown, [(a + sa, a + sb)], block, bool(LEAD_IN_RE.search(s))))
 
     if kind in ("code", "diagram") and not FENCE_RE.match(text.lstrip("\n")):
         if kind == "code" and not code_is_diagram("", text):
