@@ -206,14 +206,17 @@ class QuestionLog:
             rows = [i for i in items if isinstance(i, tuple)]
             if rows:
                 self._write(rows)
+            closing = any(i is None for i in items)
+            # the hourly prune runs before the waiters are told: once flush() returns, nothing of
+            # this batch still touches the file (a prune racing a caller's own delete or update)
+            if not closing and time.time() - self._last_prune > 3600:
+                self._prune()
             for i in items:
                 if isinstance(i, threading.Event):
                     i.set()
-            if any(i is None for i in items):
+            if closing:
                 self._conn.close()
                 return
-            if time.time() - self._last_prune > 3600:
-                self._prune()
 
     def _row(self, item: tuple) -> tuple:
         ts, a, channel, vec = item
