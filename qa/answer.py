@@ -66,6 +66,7 @@ QUESTION_FACTOR = 0.3  # "怎么用呢？": an article's own questions lead on, 
 CONCLUSION_RE = re.compile(r"^(?:因此|所以|因而|故而|于是)[，,]")
 REASON_START_RE = re.compile(r"^(?:这是因为|这是由于|因为|由于|原因是|之所以)")
 REASON_GAIN = 1.05
+THIS_REASON_RE = re.compile(r"^(?:这是因为|这是由于|原因是)")
 CLOSED_FACTOR = 0.6  # a lead-in quoted without what it introduces says less than it meant to
 SYMPTOM_FACTOR = 0.2  # a "现象" section restates the problem; its "解决方法" sibling answers
 REMEDY_DECAY = 0.85  # each later unit of a remedy section read after its symptom counts a little less
@@ -75,6 +76,9 @@ REMEDY_SHARE = 0.5  # ... from half as well as the symptom matched: a step that 
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
 CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6,
               "consequence": 0.5, "when": 0.5, "fact": 0.0}
+# a question word the sentence before (same paragraph) holds counts this much: Chinese sentences
+# go on about the previous one's subject without naming it ("……有一个 `restartPolicy` 字段。默认为 Always。")
+CONTEXT_SHARE = 0.2
 HEADING_SHARE = 0.3  # a question word a unit lacks but its section's heading holds counts this much
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
 STUB_MIN_COVERAGE = 0.35  # share of the question's words a stub's headings must hold
@@ -256,9 +260,13 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
     headings = {i: lexical.fold(h.chunk.heading.rsplit(" > ", 1)[-1]) for i, h in enumerate(hits[:max_passages])}
     head_terms = _pool_terms(query, folded, headings=True)
     sides = compared_sides(query) if kind == "difference" else ()
+    pos = {(c.hit, c.index): (c, f) for c, f in zip(cands, folded)}
     for c, f in zip(cands, folded):
         lex = lexical.distinct_matched_weight(terms, f)
         lex += HEADING_SHARE * sum(w for t, w in head_terms if t in headings[c.hit] and t not in f)
+        prev = pos.get((c.hit, c.index - 1))
+        if prev is not None and prev[0].unit.block == c.unit.block and c.unit.kind == "sent":
+            lex += CONTEXT_SHARE * sum(w for t, w in terms if t in prev[1] and t not in f and t not in headings[c.hit])
         score = lex * min(1.0, max(hits[c.hit].fused, 0.0) / top) ** RANK_POWER
         cue = answer_cue(kind, c.unit.text)
         if sides and all(any(t in f for t in side) for side in sides):
@@ -278,9 +286,12 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
         # "建议用控制器创建 Pod。这是因为……": the reason right after the sentence that matches the question
         by_pos = {(c.hit, c.index): c for c in cands}
         for c in cands:
-            prev = by_pos.get((c.hit, c.index - 1))
-            if prev is not None and c.unit.kind == "sent" and REASON_START_RE.match(c.unit.text):
-                c.score = max(c.score, REASON_GAIN * prev.score)
+            if c.unit.kind == "sent" and REASON_START_RE.match(c.unit.text):
+                # "这是因为……" may point past one sentence of detail to the one the question restates
+                for back in (1, 2) if THIS_REASON_RE.match(c.unit.text) else (1,):
+                    prev = by_pos.get((c.hit, c.index - back))
+                    if prev is not None:
+                        c.score = max(c.score, REASON_GAIN * prev.score)
     if kind == "how":
         # a command block answers the sentence that introduces it ("查看虚悬镜像：" + the command),
         # or the heading right above it when nothing comes between ("### 查看上次启动的日志" + the command)

@@ -562,3 +562,29 @@ def test_a_when_question_leads_with_the_situation():
     uses = "挂起 TiDB 集群适用于以下场景：\n\n- 临时释放测试环境中的计算资源\n- 停止长期不使用的开发集群\n"
     ans = answer("什么情况下适合把 TiDB 集群挂起？", hit(caveats), hit(uses, fused=0.97))
     assert first_sentence(ans).startswith("挂起 TiDB 集群适用于以下场景：临时释放测试环境中的计算资源")
+
+
+def test_a_sentence_that_goes_on_about_the_previous_ones_subject_is_read_with_it():
+    """"默认为 Always。" never names restartPolicy: it goes on about the sentence before it, so the
+    question's word in that sentence counts for it too (the Kubernetes Pod lifecycle page) -- but
+    only inside one paragraph: a new paragraph starts a new subject."""
+    from qa.answer import _candidates
+
+    text = ("PodSpec 中有一个 `restartPolicy` 字段，可能的值为 Always、OnFailure 和 Never。默认为 Always。"
+            "`restartPolicy` 适用于 Pod 中的所有容器。")
+    q = make_query("restartPolicy 默认值是什么？")
+
+    def score(passage: str) -> float:
+        h = hit(passage)
+        h.coverage = coverage(q, passage)
+        return next(c.score for c in _candidates(q, [h], 3, None) if c.unit.text == "默认为 Always。")
+
+    assert score(text) > score(text.replace("默认为 Always。", "\n\n默认为 Always。\n\n"))
+
+
+def test_a_this_is_because_sentence_answers_past_one_sentence_of_detail():
+    """"为什么……" restated by the first sentence; "这是因为……" two sentences on gives the reason."""
+    text = ("我们了解到 macOS 上 Helm 会试图访问 `/etc/.mdns_debug` 文件。如果文件存在，Helm 会保持文件句柄打开。"
+            "这是因为 macOS 的 MDNS 库。它尝试去加载这个文件读取 debug 设置。")
+    ans = answer("Mac 上 helm 为什么会去读 /etc/.mdns_debug？", hit(text))
+    assert first_sentence(ans) == "这是因为 macOS 的 MDNS 库。"
