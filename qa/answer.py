@@ -76,8 +76,9 @@ REMEDY_SHARE = 0.5  # ... from half as well as the symptom matched: a step that 
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
 CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6,
               "consequence": 0.5, "when": 0.5, "fact": 0.0}
-# a question word the sentence before (same paragraph) holds counts this much: Chinese sentences
-# go on about the previous one's subject without naming it ("……有一个 `restartPolicy` 字段。默认为 Always。")
+# a question word that the sentence before (same paragraph) or the paragraph's opening sentence
+# holds counts this much: Chinese sentences go on about the subject named before them without
+# naming it again ("……有一个 `restartPolicy` 字段。默认为 Always。")
 CONTEXT_SHARE = 0.2
 HEADING_SHARE = 0.3  # a question word a unit lacks but its section's heading holds counts this much
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
@@ -241,6 +242,18 @@ def _pool_terms(query: Query, folded: list[str], headings: bool = False) -> tupl
     return tuple(weights)
 
 
+def _context(c: Candidate, pos: dict[tuple[int, int], tuple[Unit, str]]) -> str:
+    """The folded text a sentence goes on about: the sentence before it and the opening sentence
+    of its paragraph ("" for a paragraph's first sentence)."""
+    prev = pos.get((c.hit, c.index - 1))
+    if prev is None or prev[0].block != c.unit.block:
+        return ""
+    k = c.index - 1
+    while (c.hit, k - 1) in pos and pos[(c.hit, k - 1)][0].block == c.unit.block:
+        k -= 1
+    return prev[1] if k == c.index - 1 else f"{prev[1]}\n{pos[(c.hit, k)][1]}"
+
+
 def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[bool] | None) -> list[Candidate]:
     kind = question_type(query.text)
     cands: list[Candidate] = []
@@ -260,13 +273,12 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
     headings = {i: lexical.fold(h.chunk.heading.rsplit(" > ", 1)[-1]) for i, h in enumerate(hits[:max_passages])}
     head_terms = _pool_terms(query, folded, headings=True)
     sides = compared_sides(query) if kind == "difference" else ()
-    pos = {(c.hit, c.index): (c, f) for c, f in zip(cands, folded)}
+    pos = {(c.hit, c.index): (c.unit, f) for c, f in zip(cands, folded)}
     for c, f in zip(cands, folded):
         lex = lexical.distinct_matched_weight(terms, f)
         lex += HEADING_SHARE * sum(w for t, w in head_terms if t in headings[c.hit] and t not in f)
-        prev = pos.get((c.hit, c.index - 1))
-        if prev is not None and prev[0].unit.block == c.unit.block and c.unit.kind == "sent":
-            lex += CONTEXT_SHARE * sum(w for t, w in terms if t in prev[1] and t not in f and t not in headings[c.hit])
+        if c.unit.kind == "sent" and (context := _context(c, pos)):
+            lex += CONTEXT_SHARE * sum(w for t, w in terms if t not in f and t in context and t not in headings[c.hit])
         score = lex * min(1.0, max(hits[c.hit].fused, 0.0) / top) ** RANK_POWER
         cue = answer_cue(kind, c.unit.text)
         if sides and all(any(t in f for t in side) for side in sides):

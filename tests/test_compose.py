@@ -582,6 +582,22 @@ def test_a_sentence_that_goes_on_about_the_previous_ones_subject_is_read_with_it
     assert score(text) > score(text.replace("默认为 Always。", "\n\n默认为 Always。\n\n"))
 
 
+def test_a_paragraphs_opening_sentence_names_what_its_later_sentences_are_about():
+    """A paragraph names its subject once, up front; a later sentence about it (two sentences on)
+    still counts the subject the question asks about."""
+    from qa.answer import _candidates
+
+    text = "霁虹桥是一座位于哈尔滨的铁路桥。桥身两侧装饰着雕刻。2004年，检测机构将它鉴定为危桥。"
+    q = make_query("霁虹桥哪一年被鉴定为危桥？")
+
+    def score(passage: str) -> float:
+        h = hit(passage)
+        h.coverage = coverage(q, passage)
+        return next(c.score for c in _candidates(q, [h], 3, None) if c.unit.text.startswith("2004年"))
+
+    assert score(text) > score(text.replace("2004年", "\n\n2004年"))
+
+
 def test_a_this_is_because_sentence_answers_past_one_sentence_of_detail():
     """"为什么……" restated by the first sentence; "这是因为……" two sentences on gives the reason."""
     text = ("我们了解到 macOS 上 Helm 会试图访问 `/etc/.mdns_debug` 文件。如果文件存在，Helm 会保持文件句柄打开。"
