@@ -66,6 +66,8 @@ QUESTION_FACTOR = 0.3  # "怎么用呢？": an article's own questions lead on, 
 CONCLUSION_RE = re.compile(r"^(?:因此|所以|因而|故而|于是)[，,]")
 REASON_START_RE = re.compile(r"^(?:这是因为|这是由于|因为|由于|原因是|之所以)")
 REASON_GAIN = 1.05
+PROBLEM_RE = re.compile(r"报错|出错|失败|不生效|没有?生效|无效|无法|不能|不了|异常|错误|error", re.I)
+REMEDY_RE = re.compile(r"请|可以使用|可使用|可以通过|可通过|需要|应该|应当|建议|解决|改为|替换")
 THIS_REASON_RE = re.compile(r"^(?:这是因为|这是由于|原因是)")
 CLOSED_FACTOR = 0.6  # a lead-in quoted without what it introduces says less than it meant to
 SYMPTOM_FACTOR = 0.2  # a "现象" section restates the problem; its "解决方法" sibling answers
@@ -303,6 +305,16 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
                 for back in (1, 2) if THIS_REASON_RE.match(c.unit.text) else (1,):
                     prev = by_pos.get((c.hit, c.index - back))
                     if prev is not None:
+                        c.score = max(c.score, REASON_GAIN * prev.score)
+    if kind == "how" and PROBLEM_RE.search(query.text):
+        # "……不生效怎么办？": the sentence that restates the failure ("直接更新 … Annotation 无法更新 Pod
+        # 的 IP。") matches the question best; the remedy right after it ("请先将 …") answers
+        by_pos = {(c.hit, c.index): c for c in cands}
+        for c in cands:
+            if c.unit.kind in ("sent", "item") and REMEDY_RE.search(c.unit.text) and not PROBLEM_RE.search(c.unit.text):
+                for back in (1, 2):
+                    prev = by_pos.get((c.hit, c.index - back))
+                    if prev is not None and PROBLEM_RE.search(prev.unit.text):
                         c.score = max(c.score, REASON_GAIN * prev.score)
     if kind == "how":
         # a command block answers the sentence that introduces it ("查看虚悬镜像：" + the command),

@@ -604,3 +604,16 @@ def test_a_this_is_because_sentence_answers_past_one_sentence_of_detail():
             "这是因为 macOS 的 MDNS 库。它尝试去加载这个文件读取 debug 设置。")
     ans = answer("Mac 上 helm 为什么会去读 /etc/.mdns_debug？", hit(text))
     assert first_sentence(ans) == "这是因为 macOS 的 MDNS 库。"
+
+
+def test_a_how_question_about_a_failure_leads_with_the_remedy_not_the_restated_failure():
+    """"……不生效怎么办？": the sentence saying the update fails matches every word of the question;
+    the step right after it is what to do (Kube-OVN's fixed-IP page)."""
+    text = ("由于 StatefulSet 下的 IP 和 Pod Name 生命周期绑定，直接更新 StatefulSet 的 `ovn.kubernetes.io/ip_pool` "
+            "Annotation 无法更新 Pod 的 IP。如果遇到需要更新 StatefulSet Pod IP 的场景请先将 StatefulSet 的副本数 "
+            "scale 到 0，之后再更新 Annotation 并恢复 StatefulSet 副本数。")
+    ans = answer("StatefulSet 的 Pod IP 要改，直接改 annotation 不生效怎么办？", hit(text))
+    assert first_sentence(ans).startswith("如果遇到需要更新 StatefulSet Pod IP 的场景请先将")
+    # a question that is not about a failure keeps the sentence that matches it best
+    ans = answer("StatefulSet 的 Pod IP 和 Pod Name 是什么关系？", hit(text))
+    assert first_sentence(ans).startswith("由于 StatefulSet 下的 IP 和 Pod Name 生命周期绑定")
