@@ -86,6 +86,10 @@ HEADING_SHARE = 0.3  # a question word a unit lacks but its section's heading ho
 CODE_FACTOR = {"how": 1.0}  # code units elsewhere count at half their score
 STUB_MIN_COVERAGE = 0.35  # share of the question's words a stub's headings must hold
 SUBJECT_STUB_COVERAGE = 0.25  # ... or this share, when they name the question's subject (Dockerfile)
+CONDITION_RE = re.compile(r"(?:如果|假如|倘若|若|要是|如需|只要|一旦)")
+MAIN_CLAUSE_RE = re.compile(r"(?:那么?|则|就|便|才|需要|可以|请|应该?|必须|将|会)")
+CONSEQUENCE_RE = re.compile(r"(?:那么?|那就|则|就|便|才|所以|因此|因而|于是)")
+SPLIT_FACTOR = 0.5  # a trimmed run that splits a condition from what it conditions says half as much
 MIN_TRIMMED = 20  # a lead cut shorter than this says too little: its antecedent goes instead
 CLAUSE_RE = re.compile(r"[，,；;、]")
 END_PUNCT_RE = re.compile(r"[。！？；.!?;：:，,、]\s*$")
@@ -375,6 +379,30 @@ def _parent(heading: str) -> str:
     return heading.rsplit(" > ", 1)[0] if " > " in heading else ""
 
 
+def _bound_cuts(text: str, cuts: list[int]) -> set[int]:
+    """Clause boundaries a trimmed sentence should not start or end at: inside a condition and
+    between it and the clause it conditions ("如果指定了 nodeSelector，DaemonSet Controller 将在……
+    上创建 Pod" cut to either half says something else), and right before a consequence
+    ("要跑 go 应用，那就……什么都不需要装")."""
+    bound: set[int] = set()
+    inner = cuts[1:-1]
+    starts = {c: text[c:].lstrip() for c in [cuts[0]] + inner}
+    k = 0
+    points = [cuts[0]] + inner
+    while k < len(points):
+        c = points[k]
+        if CONDITION_RE.match(starts[c]):
+            # the condition runs until a clause opens with a main-clause word, or one clause
+            end = next((j for j in range(k + 1, len(points)) if MAIN_CLAUSE_RE.match(starts[points[j]])), k + 1)
+            bound.update(points[k + 1 : end + 1])
+            k = max(end, k + 1)
+            continue
+        if k > 0 and CONSEQUENCE_RE.match(starts[c]):
+            bound.add(c)
+        k += 1
+    return bound
+
+
 def _trim(unit: Unit, terms: tuple[tuple[str, float], ...], budget: int, text: str) -> Unit | None:
     """The best run of clauses of an over-long sentence that fits ``budget``."""
     if unit.kind not in ("sent", "item") or len(unit.spans) != 1:
@@ -382,12 +410,14 @@ def _trim(unit: Unit, terms: tuple[tuple[str, float], ...], budget: int, text: s
     a, b = unit.spans[0]
     cuts = [a] + [m.end() for m in CLAUSE_RE.finditer(text, a, b)] + [b]
     cuts = sorted(set(cuts))
+    bound = _bound_cuts(text, cuts)
     best: tuple[float, int, int] | None = None
     for i in range(len(cuts) - 1):
         for j in range(i + 1, len(cuts)):
             if len(display(text[cuts[i] : cuts[j]])) > budget - 2:
                 break
             w = lexical.distinct_matched_weight(terms, lexical.fold(text[cuts[i] : cuts[j]]))
+            w *= SPLIT_FACTOR ** ((cuts[i] in bound) + (cuts[j] in bound))
             if best is None or w > best[0] or (w == best[0] and cuts[j] - cuts[i] > best[2] - best[1]):
                 best = (w, cuts[i], cuts[j])
     if best is None:

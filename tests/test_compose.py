@@ -617,3 +617,17 @@ def test_a_how_question_about_a_failure_leads_with_the_remedy_not_the_restated_f
     # a question that is not about a failure keeps the sentence that matches it best
     ans = answer("StatefulSet 的 Pod IP 和 Pod Name 是什么关系？", hit(text))
     assert first_sentence(ans).startswith("由于 StatefulSet 下的 IP 和 Pod Name 生命周期绑定")
+
+
+def test_a_trimmed_sentence_keeps_a_condition_with_what_it_conditions():
+    """At a chat-sized budget a long sentence is cut to its best clauses; "DaemonSet Controller 将在……
+    上创建 Pod" without "如果指定了 nodeSelector" says it always does, and "要跑 go 应用" without
+    "那就……什么都不需要装" says nothing."""
+    text = ("如果指定了 `nodeSelector`，DaemonSet Controller 将只在匹配的节点上创建 Pod，其余节点上不会跑它的 Pod，"
+            "这和 Deployment 的调度方式有很大的不同。")
+    ans = answer("想让 DaemonSet 只在部分节点上跑应该怎么配？", hit(text), budget=60)
+    assert ans.startswith("如果指定了 `nodeSelector`，DaemonSet Controller 将只在匹配的节点上创建 Pod")
+    text = ("比如要跑 python 应用，你得装个 python 解释器，要跑个 java 应用，得装个 JVM，要跑 go 应用，"
+            "那就什么都不需要装，这也是很多团队选择用 go 写命令行工具和各种后台服务的原因之一。")
+    ans = answer("跑 go 应用的镜像为什么不用装语言运行时？", hit(text), budget=60)
+    assert "要跑 go 应用，那就什么都不需要装" in ans
