@@ -16,7 +16,7 @@ from typing import Literal
 from qa import lexical
 from qa.cues import is_meta_sentence
 
-QuestionType = Literal["yesno", "definition", "why", "difference", "how", "relation", "consequence", "when", "fact"]
+QuestionType = Literal["yesno", "definition", "why", "difference", "how", "relation", "consequence", "when", "name", "fact"]
 
 _TYPE_PATTERNS: list[tuple[QuestionType, re.Pattern[str]]] = [
     ("difference", re.compile(r"区别|不同|差异|差别|对比|比较|异同|优缺点|优劣|相比|\bvs\.?\b|versus|difference", re.I)),
@@ -25,6 +25,8 @@ _TYPE_PATTERNS: list[tuple[QuestionType, re.Pattern[str]]] = [
     ("why", re.compile(r"为什么|为何|为啥|什么原因|原因是|好处|有什么用|意义何在|\bwhy\b", re.I)),
     # "什么时候该用集中式网关？": the answer names the moment or the situation
     ("when", re.compile(r"什么时候|何时|什么情况下?|哪种情况|哪些情况|什么场景|哪些场景|\bwhen\b", re.I)),
+    # "默认子网叫什么名字？": the answer gives the name ("默认名为 `ovn-default`")
+    ("name", re.compile(r"叫什么|什么名字|名字是什么|名称是什么|叫做什么|称为什么|被称为什么|别称|别名|简称是|又称|全称|原名|本名|绰号|外号|昵称|学名|英文名|中文名|译名|称号|名为什么|命名为什么")),
     ("how", re.compile(
         r"怎么|如何|怎样|命令|步骤|方法|用法|\bhow\b|哪个参数|什么参数|哪个选项|配置|设置|安装|卸载|删除|清理|查看|列出|"
         r"开启|关闭|启用|禁用|回滚|升级|部署|创建|排查|解决",
@@ -65,6 +67,7 @@ _ANSWER_CUES: dict[QuestionType, re.Pattern[str]] = {
     # what happens then: "如果容器超过其内存限制，则可能会被终止"
     "consequence": re.compile(r"则|会|将|就|导致|被|直到|不会|无法|失败"),
     "when": re.compile(r"之前|之后|以前|以后|[前后]执行|时[，,]|时候|场景|情况下|如果|若|当|适用|希望|需要时|一旦|期间|阶段|\d{2,4}\s*年|\d{1,2}\s*月|世纪|年代|朝|时期"),
+    "name": re.compile(r"名为|名叫|叫做|称为|称作|命名为|名字|名称|又称|又名|别称|别名|简称|全称|原名|本名|绰号|外号|昵称|学名|英文|中文名|译名|称号|`[^`]+`"),
     "fact": re.compile(r"\d|是|为|有"),
     # the sentence that says yes or no: a negation, a "still", a "can/only/no longer"
     "yesno": re.compile(r"不|没有|无法|仍|依然|还|可以|能够|只能|支持|禁止|不再|尚|暂|移除|必须|会被|等同|并非"),

@@ -631,3 +631,21 @@ def test_a_trimmed_sentence_keeps_a_condition_with_what_it_conditions():
             "那就什么都不需要装，这也是很多团队选择用 go 写命令行工具和各种后台服务的原因之一。")
     ans = answer("跑 go 应用的镜像为什么不用装语言运行时？", hit(text), budget=60)
     assert "要跑 go 应用，那就什么都不需要装" in ans
+
+
+def test_a_name_question_quotes_the_sentence_that_gives_the_name(monkeypatch):
+    """"叫什么名字？" is answered by "……默认名为 `ovn-default`" even when another passage says more
+    about the default subnet (Kube-OVN's subnet guide)."""
+    from qa import answer as answer_module
+
+    assert question_type("kube-ovn 默认子网叫什么名字？") == "name"
+    assert question_type("博物馆原名是什么？") == "name"
+    about = ("Kube-OVN 内置了一个默认子网，所有未显式声明子网归属的 Namespace 会自动从默认子网中分配 IP，"
+             "并使用默认子网的网络信息。")
+    named = "默认子网 spec 中的 default 字段为 true，一个集群下只有一个默认子网，默认名为 `ovn-default`。"
+    def ask() -> str:
+        return answer("kube-ovn 默认子网叫什么名字？", hit(about + "该子网的配置为安装时指定。"), hit(named, fused=0.82))
+
+    assert "默认名为 `ovn-default`" in ask()
+    monkeypatch.setitem(answer_module.CUE_WEIGHT, "name", 0.0)
+    assert "默认名为 `ovn-default`" not in ask()
