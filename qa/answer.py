@@ -77,7 +77,7 @@ REMEDY_SHARE = 0.5  # ... from half as well as the symptom matched: a step that 
 # How much an answer-shaped unit gains, by kind of question; factoid questions are matched by
 # their rare words alone (CMRC: cue weights above 0 for "fact" did not help).
 CUE_WEIGHT = {"yesno": 0.6, "definition": 0.6, "why": 0.5, "difference": 0.6, "how": 0.5, "relation": 0.6,
-              "consequence": 0.5, "when": 0.5, "name": 0.5, "fact": 0.0}
+              "consequence": 0.5, "when": 0.5, "name": 0.5, "list": 0.3, "fact": 0.0}
 # a question word that the sentence before (same paragraph) or the paragraph's opening sentence
 # holds counts this much: Chinese sentences go on about the subject named before them without
 # naming it again ("……有一个 `restartPolicy` 字段。默认为 Always。")

@@ -16,7 +16,7 @@ from typing import Literal
 from qa import lexical
 from qa.cues import is_meta_sentence
 
-QuestionType = Literal["yesno", "definition", "why", "difference", "how", "relation", "consequence", "when", "name", "fact"]
+QuestionType = Literal["yesno", "definition", "why", "difference", "how", "relation", "consequence", "when", "name", "list", "fact"]
 
 _TYPE_PATTERNS: list[tuple[QuestionType, re.Pattern[str]]] = [
     ("difference", re.compile(r"区别|不同|差异|差别|对比|比较|异同|优缺点|优劣|相比|\bvs\.?\b|versus|difference", re.I)),
@@ -32,6 +32,8 @@ _TYPE_PATTERNS: list[tuple[QuestionType, re.Pattern[str]]] = [
         r"开启|关闭|启用|禁用|回滚|升级|部署|创建|排查|解决",
         re.I,
     )),
+    # "API 网关一般会集中做哪些事情？": the answer enumerates ("例如身份验证和授权、限制……")
+    ("list", re.compile(r"哪些|哪几|有几种|几种|几类|包括什么|包含什么")),
     ("definition", re.compile(r"是什么|是啥|什么是|指什么|是指|含义|定义|什么意思|何为|是干什么|干什么用|做什么|\bwhat\s+(is|are)\b", re.I)),
 ]
 
@@ -68,6 +70,7 @@ _ANSWER_CUES: dict[QuestionType, re.Pattern[str]] = {
     "consequence": re.compile(r"则|会|将|就|导致|被|直到|不会|无法|失败"),
     "when": re.compile(r"之前|之后|以前|以后|[前后]执行|时[，,]|时候|场景|情况下|如果|若|当|适用|希望|需要时|一旦|期间|阶段|\d{2,4}\s*年|\d{1,2}\s*月|世纪|年代|朝|时期"),
     "name": re.compile(r"名为|名叫|叫做|称为|称作|命名为|名字|名称|又称|又名|别称|别名|简称|全称|原名|本名|绰号|外号|昵称|学名|英文|中文名|译名|称号|`[^`]+`"),
+    "list": re.compile(r"例如|比如|包括|包含|诸如|等|、|分为|有以下|如下|："),
     "fact": re.compile(r"\d|是|为|有"),
     # the sentence that says yes or no: a negation, a "still", a "can/only/no longer"
     "yesno": re.compile(r"不|没有|无法|仍|依然|还|可以|能够|只能|支持|禁止|不再|尚|暂|移除|必须|会被|等同|并非"),

@@ -649,3 +649,21 @@ def test_a_name_question_quotes_the_sentence_that_gives_the_name(monkeypatch):
     assert "默认名为 `ovn-default`" in ask()
     monkeypatch.setitem(answer_module.CUE_WEIGHT, "name", 0.0)
     assert "默认名为 `ovn-default`" not in ask()
+
+
+def test_a_which_ones_question_leads_with_the_sentence_that_enumerates(monkeypatch):
+    """"……做哪些事情？" asks for a list: the sentence that enumerates ("例如身份验证和授权、限制……")
+    answers it, not the one that says what an API gateway is (the CNCF glossary)."""
+    from qa import answer as answer_module
+
+    assert question_type("API 网关一般会集中做哪些事情？") == "list"
+    assert question_type("装 chart 之前怎么看它有哪些可配置的值？") == "how"
+    what = "API 网关是一种通过聚合多个应用程序的 API 并实现一站式管理的工具，它作为一个公共的接口向 API 消费者提供服务。"
+    which = "API 网关让组织将关键性功能移交到一个可集中管理的地方，例如身份验证和授权、限制应用程序之间的请求数量。"
+
+    def lead() -> str:
+        return first_sentence(answer("API 网关一般会做哪些事情？", hit(what), hit(which, fused=0.97)))
+
+    assert lead().startswith("API 网关让组织")
+    monkeypatch.setitem(answer_module.CUE_WEIGHT, "list", 0.0)
+    assert lead().startswith("API 网关是一种")
