@@ -90,6 +90,7 @@ CONDITION_RE = re.compile(r"(?:如果|假如|倘若|若|要是|如需|只要|一
 MAIN_CLAUSE_RE = re.compile(r"(?:那么?|则|就|便|才|需要|可以|请|应该?|必须|将|会)")
 CONSEQUENCE_RE = re.compile(r"(?:那么?|那就|则|就|便|才|所以|因此|因而|于是)")
 SPLIT_FACTOR = 0.5  # a trimmed run that splits a condition from what it conditions says half as much
+BARE_ITEM_CHARS = 8  # an item this short that no sentence introduces is a bare name (a list of links)
 MIN_TRIMMED = 20  # a lead cut shorter than this says too little: its antecedent goes instead
 CLAUSE_RE = re.compile(r"[，,；;、]")
 END_PUNCT_RE = re.compile(r"[。！？；.!?;：:，,、]\s*$")
@@ -299,6 +300,11 @@ def _candidates(query: Query, hits: list[Hit], max_passages: int, usable: list[b
         elif c.index == 0 and BACK_REFERENCE_RE.match(c.unit.text):
             score *= BACK_FACTOR
         c.score = score
+    # a list of bare names no sentence introduces ("相关词汇：水平伸缩、垂直伸缩" as links) says nothing
+    introduced = {(c.hit, k) for c in cands for k in c.unit.follows}
+    for c in cands:
+        if c.unit.kind == "item" and len(_shown(c.unit)) <= BARE_ITEM_CHARS and (c.hit, c.index) not in introduced:
+            c.score *= META_FACTOR
     _remedies(hits, cands)
     if kind == "why":
         # "建议用控制器创建 Pod。这是因为……": the reason right after the sentence that matches the question

@@ -667,3 +667,15 @@ def test_a_which_ones_question_leads_with_the_sentence_that_enumerates(monkeypat
     assert lead().startswith("API 网关让组织")
     monkeypatch.setitem(answer_module.CUE_WEIGHT, "list", 0.0)
     assert lead().startswith("API 网关是一种")
+
+
+def test_a_list_of_bare_names_no_sentence_introduces_is_not_quoted():
+    """A glossary's "相关词汇" list of links ("- 水平伸缩 - 垂直伸缩") names terms and says nothing about
+    them; the written passage answers (CNCF glossary, vertical scaling)."""
+    related = "- 水平伸缩\n- 垂直伸缩\n"
+    text = "垂直伸缩，也称为“向上和向下伸缩”，是一种通过在工作负载增加时向单个节点添加 CPU 和内存来增加系统容量的技术。"
+    ans = answer("水平伸缩和垂直伸缩有啥区别？", hit(related, heading="相关词汇"), hit(text, fused=0.98))
+    assert ans.startswith("垂直伸缩，也称为") and "水平伸缩；垂直伸缩" not in ans
+    # introduced by a sentence, short items are what it lists
+    listed = "Kube-OVN 在安装时会配置两个内置子网：\n\n- `default` 子网\n- `join` 子网\n"
+    assert "`default` 子网；`join` 子网" in answer("kube-ovn 安装时会建哪几个子网？", hit(listed))

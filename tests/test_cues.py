@@ -42,6 +42,8 @@ META = [
     "* content {:toc}",
     "- [安装](#安装)",
     "[简介](#简介) [安装](#安装) [使用](#使用)",
+    "（请参阅水平伸缩了解不同的伸缩方法。）",  # a cross-reference in brackets
+    "请参阅 Docker 官方安装文档获取更多信息。",
 ]
 
 NOT_META = [
@@ -58,6 +60,8 @@ NOT_META = [
     "默认的镜像拉取策略是“IfNotPresent”。",
     "运行 `helm repo list`。",
     "如果 Pod 起不来，来看一下它的事件：",  # an instruction
+    "参考这个文档可以配置 TLS 证书。",  # says what the document does
+    "（例如 `helm list --namespace foo`）",  # an example in brackets is content
     "",
 ]
 
