@@ -69,7 +69,8 @@ class ChunkerConfig:
         # v2: diagrams are passages of their own (labels embedded), cut code blocks are re-fenced,
         # thematic breaks and backslash escapes are cleaned (qa.documents)
         # v3: a "参阅 <url>" line over "待补充" no longer hides the stub (is_stub)
-        return f"chunker-v3:size={self.size}:hard={self.hard_limit}:overlap={self.overlap}"
+        # v4: a Liquid tag line missing a brace ("% include code.html … %}") is cleaned
+        return f"chunker-v4:size={self.size}:hard={self.hard_limit}:overlap={self.overlap}"
 
 
 @dataclass

@@ -554,6 +554,23 @@ def test_cleaner_keeps_every_line_position(tmp_path):
         assert "unclosed HTML comment on line 43; kept its text" in doc.warnings
 
 
+def test_a_liquid_tag_that_lost_a_brace_is_not_prose(tmp_path):
+    """The Kubernetes docs' cron-jobs page has "% include code.html … %}" (its "{" lost in a
+    conversion): a whole line of template, dropped like a whole tag; the same words in prose,
+    in {% raw %} or in code stay."""
+    text = ("它会每分钟运行一个 Job。\n"
+            '% include code.html language="yaml" file="cronjob.yaml" %}\n'
+            "{% include x.html %\n"
+            "把 100% 的流量 %} 切过去。\n"
+            "{% raw %}\n% endif %}\n{% endraw %}\n"
+            "```\n% include code.html %}\n```\n")
+    doc = load(write(tmp_path, "cron.md", text))
+    assert doc.body.split("\n") == [
+        "它会每分钟运行一个 Job。", "", "把 100% 的流量 %} 切过去。", "", "% endif %}", "",
+        "```", "% include code.html %}", "```",
+    ]
+
+
 # --------------------------------------------------------------------------- titles
 
 

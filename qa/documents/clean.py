@@ -26,6 +26,7 @@ _PLACEHOLDER = re.compile(_PH_OPEN + r"(\d+)" + _PH_CLOSE)
 _PIPELINE = (
     ("<", (html.strip_comments, html.strip_scripts)),
     ("{", (liquid.strip_liquid, kramdown.strip_attributes, mdx.strip_comments, kramdown.strip_heading_id)),
+    ("%", (liquid.strip_broken_tag,)),
     ("[", (markdown.strip_links,)),
     ("<", (markdown.strip_autolinks, html.strip_tags, mdx.strip_jsx)),
 )

@@ -22,6 +22,12 @@ _LIQUID_COMMENT_OPEN = re.compile(r"\{%-?\s*comment\s*-?%\}")
 _LIQUID_COMMENT_CLOSE = re.compile(r"\{%-?\s*endcomment\s*-?%\}")
 _LIQUID_TAG = re.compile(r"\{%.*?%\}")
 _LIQUID_OUTPUT = re.compile(r"\{\{(?![<%]).*?\}\}")
+# A tag that lost a brace in conversion ("% include code.html file=\"cronjob.yaml\" %}"): a whole
+# line of template, never prose.
+_BROKEN_TAG = re.compile(
+    r"^\s*\{?%-?\s*(?:include|include_relative|highlight|endhighlight|raw|endraw|capture|endcapture|assign|"
+    r"comment|endcomment|if|endif|unless|endunless|for|endfor|else|elsif)\b[^%]*-?%\}?\s*$"
+)
 
 
 def open_fence(line: str) -> tuple[str, str] | None:
@@ -49,6 +55,12 @@ def after_comment(line: str, st: State) -> str | None:
         return None
     st.liquid_comment = False
     return line[m.end() :]
+
+
+def strip_broken_tag(line: str, st: State) -> str:
+    """A line that is a Liquid tag missing its opening or closing brace goes (a whole tag has
+    been stripped already)."""
+    return "" if not st.raw and _BROKEN_TAG.match(line) else line
 
 
 def strip_liquid(line: str, st: State) -> str:
@@ -87,5 +99,5 @@ def _tags(line: str, st: State) -> str:
     return _LIQUID_OUTPUT.sub("", line)
 
 
-STRIPPERS = (strip_liquid,)
+STRIPPERS = (strip_liquid, strip_broken_tag)
 CONTINUATIONS = (after_comment,)
