@@ -583,8 +583,10 @@ def compose(
     for c in ranked:
         if (c.hit, c.index) in taken or c.score <= 0:
             continue
-        if c.score < (MIN_RATIO if c.hit == best.hit else OTHER_RATIO) * top:
+        if c.score < MIN_RATIO * top:
             break
+        if c.hit != best.hit and c.score < OTHER_RATIO * top:
+            continue
         if is_meta_sentence(c.unit.text) or c.unit.kind == "code" and question_type(query.text) != "how":
             continue
         if not complete(c):

@@ -679,3 +679,12 @@ def test_a_list_of_bare_names_no_sentence_introduces_is_not_quoted():
     # introduced by a sentence, short items are what it lists
     listed = "Kube-OVN 在安装时会配置两个内置子网：\n\n- `default` 子网\n- `join` 子网\n"
     assert "`default` 子网；`join` 子网" in answer("kube-ovn 安装时会建哪几个子网？", hit(listed))
+
+
+def test_a_weaker_unit_of_another_passage_does_not_shut_out_the_lead_passages_own():
+    """Units of the lead's passage are added down to 0.2 of the best, other passages' down to
+    0.35: another passage's unit scoring in between is skipped, not the end of the list."""
+    own = "Kube-OVN 子网的网关类型可以配置为集中式网关。\n\n集中式网关的网关节点需要提前规划好。"
+    other = "Kube-OVN 的 Underlay 子网中由物理网关转发流量。"
+    ans = answer("Kube-OVN 的子网网关怎么配置成集中式？", hit(own), hit(other, fused=0.88))
+    assert ans == "Kube-OVN 子网的网关类型可以配置为集中式网关。集中式网关的网关节点需要提前规划好。[1]"
