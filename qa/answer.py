@@ -592,6 +592,12 @@ def compose(
         if not complete(c):
             continue
         grp = [x for x in group(c) if (x.hit, x.index) not in taken]
+        if answers_own_question(c.unit.text) and (c.hit, c.index - 1) not in taken:
+            # "当然不，……" is read after the question it answers
+            asked = by_pos.get((c.hit, c.index - 1))
+            if asked is None:
+                continue
+            grp = [asked] + grp
         length = sum(len(_shown(x.unit)) for x in grp)
         if used + length > budget:
             continue

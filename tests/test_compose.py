@@ -688,3 +688,12 @@ def test_a_weaker_unit_of_another_passage_does_not_shut_out_the_lead_passages_ow
     other = "Kube-OVN 的 Underlay 子网中由物理网关转发流量。"
     ans = answer("Kube-OVN 的子网网关怎么配置成集中式？", hit(own), hit(other, fused=0.88))
     assert ans == "Kube-OVN 子网的网关类型可以配置为集中式网关。集中式网关的网关节点需要提前规划好。[1]"
+
+
+def test_a_supporting_sentence_that_answers_the_articles_own_question_comes_with_it():
+    """"当然不，故kubernetes技术便出现了" quoted after another passage's lead needs the question
+    it answers ("手动一个一个创建？"), or it reads as a "no" to the reader's question."""
+    lead = "说白了，我们用kubernetes去管理Docker集群，即可以将Docker看成Kubernetes内部使用的低级别组件。"
+    text = "如果有成千上万个 Docker 容器，手动一个一个创建？当然不，故kubernetes技术便出现了，以kubernetes为代表的容器集群管理系统就该上场了。"
+    ans = answer("为什么有了 Docker 还需要 kubernetes？", hit(lead), hit(text, fused=0.99))
+    assert "当然不" in ans and ans.index("手动一个一个创建？") < ans.index("当然不")
