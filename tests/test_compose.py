@@ -697,3 +697,18 @@ def test_a_supporting_sentence_that_answers_the_articles_own_question_comes_with
     text = "如果有成千上万个 Docker 容器，手动一个一个创建？当然不，故kubernetes技术便出现了，以kubernetes为代表的容器集群管理系统就该上场了。"
     ans = answer("为什么有了 Docker 还需要 kubernetes？", hit(lead), hit(text, fused=0.99))
     assert "当然不" in ans and ans.index("手动一个一个创建？") < ans.index("当然不")
+
+
+def test_a_why_question_reads_a_limitation_as_its_reason():
+    """"v2 为什么不用 StatefulSet 了？": what v2 did instead matches the question's words as well;
+    the limitations after "StatefulSet 的一些限制……，比如：" are why (TiDB Operator's v2-vs-v1 page)."""
+    text = ("由于 TiDB 集群本身的复杂性，Kubernetes 原生的 Deployment 和 StatefulSet 控制器无法完美适配 TiDB 的部署和运维需求。"
+            "TiDB Operator v1 通过 StatefulSet 管理所有 TiDB 组件，然而 StatefulSet 的一些限制无法最大化 Kubernetes "
+            "能够提供的能力，比如：\n\n- StatefulSet 限制了 `VolumeClaimTemplate` 的修改，无法原生支持扩容\n"
+            "- StatefulSet 限制了缩容和滚动更新的顺序，导致 leader 的反复调度\n\n"
+            "TiDB Operator v2 移除了对 StatefulSet 的依赖，并引入了以下 CRD：\n\n- `Cluster`\n- `ComponentGroup`\n- `Instance`\n\n"
+            "这三层 CRD 可以直接管理 Pod。")
+    other = "TiDB Operator v2 通过 `ComponentGroup` CRD 来管理具有共同特性的节点，通过 `Instance` CRD 来管理单个实例。"
+    ans = answer("TiDB Operator v2 为什么不用 StatefulSet 了？", hit(text), hit(other, fused=0.9))
+    assert first_sentence(ans).startswith("TiDB Operator v1 通过 StatefulSet 管理所有 TiDB 组件，然而")
+    assert "无法原生支持扩容" in ans
